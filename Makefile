@@ -1,0 +1,117 @@
+# One entry point for people and CI. `make demo` and `make test` work on a fresh machine:
+# each target installs what it needs (virtual environment, Go-built tools, Debian packages).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools/bin
+export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONPATH := $(CURDIR)/stack
+export GOFLAGS := -buildvcs=false
+export CGO_ENABLED := 0
+
+# Versions of the Go-built tools. Kubernetes and etcd follow stack/go/*/go.mod.
+K8S_VERSION := v1.36.3
+HELM_VERSION := v4.3.1
+STRIPE_MOCK_VERSION := v0.203.0
+
+K8S_LDFLAGS := -s -w $(foreach p,k8s.io/client-go/pkg/version k8s.io/component-base/version,\
+  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=36 \
+  -X $(p).gitTreeState=clean -X $(p).buildDate=2026-01-01T00:00:00Z)
+
+.PHONY: help
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+# --- installation -------------------------------------------------------------------------
+
+$(VENV)/.stamp: pyproject.toml requirements/dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.stamp ## Create the virtual environment (.venv) from the pinned lock.
+
+$(TOOLS)/kube-apiserver $(TOOLS)/kube-controller-manager $(TOOLS)/kubectl &: stack/go/kubernetes/go.mod stack/go/kubernetes/go.sum
+	@mkdir -p $(TOOLS)
+	cd stack/go/kubernetes && go build -trimpath -ldflags '$(K8S_LDFLAGS)' -o $(CURDIR)/$(TOOLS)/ \
+	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+	@touch $(TOOLS)/kube-apiserver $(TOOLS)/kube-controller-manager $(TOOLS)/kubectl
+
+$(TOOLS)/etcd: stack/go/etcd/go.mod stack/go/etcd/go.sum stack/go/etcd/main.go
+	@mkdir -p $(TOOLS)
+	cd stack/go/etcd && go build -trimpath -ldflags '-s -w' -o $(CURDIR)/$@ .
+
+$(TOOLS)/helm: Makefile
+	@mkdir -p $(TOOLS)
+	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath \
+	  -ldflags '-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)' \
+	  helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	@touch $@
+
+$(TOOLS)/stripe-mock: Makefile
+	@mkdir -p $(TOOLS)
+	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath -ldflags '-s -w' github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+	@touch $@
+
+.PHONY: tools
+tools: $(TOOLS)/kube-apiserver $(TOOLS)/kube-controller-manager $(TOOLS)/kubectl $(TOOLS)/etcd $(TOOLS)/helm $(TOOLS)/stripe-mock ## Build the Go tools into .tools/bin.
+
+.PHONY: system-packages
+system-packages: ## Install the Debian packages the stack needs (PostgreSQL, wrk).
+	@stack/install-system-packages.sh
+
+tests/receiver/js/node_modules/.stamp: tests/receiver/js/package.json tests/receiver/js/package-lock.json
+	cd tests/receiver/js && npm ci --silent --no-audit --no-fund
+	touch $@
+
+.PHONY: node
+node: tests/receiver/js/node_modules/.stamp
+
+.PHONY: install
+install: venv tools system-packages node ## Everything the suite and the demo need.
+
+# --- running ------------------------------------------------------------------------------
+
+.PHONY: test
+test: install ## Run the whole suite on the local stack (what CI runs).
+	$(PY) -m pytest
+
+.PHONY: test-unit
+test-unit: venv ## Run only the fast unit layer (no local stack).
+	$(PY) -m pytest -m "not integration"
+
+.PHONY: lint
+lint: venv ## ruff and mypy.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: dev-up
+dev-up: install ## Start the local stack in the background and write .dev/env.
+	$(PY) -m devstack up
+
+.PHONY: dev-down
+dev-down: ## Stop every process dev-up started.
+	@if [ -x $(PY) ]; then $(PY) -m devstack down; fi
+
+.PHONY: demo
+demo: install ## The whole journey on the local stack; leaves nothing running.
+	$(PY) -m devstack.demo
+
+.PHONY: bench-receiver
+bench-receiver: install ## Receiver throughput and latency against baselines.
+	$(PY) benchmarks/receiver.py
+
+.PHONY: bench-operator
+bench-operator: install ## Operator time-to-Ready, calls per CR and memory.
+	$(PY) benchmarks/operator.py
+
+.PHONY: soak
+soak: install ## Long reliability runs; writes docs/reliability.md.
+	SOAK=1 $(PY) -m pytest tests/reliability -p no:randomly

@@ -1,0 +1,1 @@
+"""Pytest fixtures for the local stack (filled in by its component)."""

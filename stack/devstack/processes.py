@@ -1,0 +1,139 @@
+"""Starting and stopping the local stack's processes: free ports, readiness, stop by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
+
+
+class StackError(RuntimeError):
+    """A local-stack component failed to build, start or become ready."""
+
+
+def tool(name: str) -> Path:
+    """Return the path of a binary built by `make tools`, or explain how to build it."""
+    path = TOOLS_BIN / name
+    if not path.exists():
+        raise StackError(f"{path} does not exist; run `make tools` to build it.")
+    return path
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll `check` until it returns true, or raise StackError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(interval)
+    raise StackError(f"{what} not ready after {timeout:.0f} s")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Return whether something accepts TCP connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class ManagedProcess:
+    """A child process with its log file; stopped by PID (its whole process group)."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    user: str | None = None
+    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> ManagedProcess:
+        """Start the process in its own session, output appended to `log_path`."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = list(self.argv)
+        if self.user is not None:
+            argv = ["runuser", "-u", self.user, "--", *argv]
+        env = dict(os.environ if self.env is None else self.env)
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        if self.popen is None:
+            raise StackError(f"{self.name} was never started")
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise with the tail of the log if the process has exited."""
+        if not self.alive():
+            raise StackError(f"{self.name} exited early; last log lines:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` to the process group, then SIGKILL after `timeout`; reap the child."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once (crash tests)."""
+        self.stop(timeout=5.0, sig=signal.SIGKILL)
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """Stop a process (group) that this stack started in an earlier command, by PID."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the local stack uses, only when they are missing.
+set -euo pipefail
+need=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v wrk >/dev/null || need+=(wrk)
+command -v npm >/dev/null || need+=(npm)
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing Debian packages: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi

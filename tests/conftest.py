@@ -1,0 +1,8 @@
+"""Suite-wide fixtures: the local stack (or the real services named by E2E_KUBECONFIG and
+STRIPE_TEST_API_KEY). Each component's fixtures live beside its launcher in stack/devstack."""
+
+pytest_plugins = [
+    "devstack.fixtures_kube",
+    "devstack.fixtures_services",
+    "devstack.fixtures_stripe",
+]
