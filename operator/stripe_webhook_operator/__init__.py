@@ -1,0 +1,1 @@
+"""Kubernetes operator that keeps Stripe webhook endpoints in line with StripeWebhook resources."""

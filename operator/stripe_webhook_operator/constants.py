@@ -1,0 +1,45 @@
+"""Names shared by the CRD, the operator, the kubectl plugin and the chart: one place each."""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "stripe.operator.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "StripeWebhook"
+PLURAL: Final = "stripewebhooks"
+SINGULAR: Final = "stripewebhook"
+SHORT_NAME: Final = "swh"
+CATEGORY: Final = "stripe"
+
+# Annotations and labels on StripeWebhook resources and the objects the operator writes.
+PREFIX: Final = f"{GROUP}/"
+ANNOTATION_ROTATE: Final = f"{PREFIX}rotate"
+ANNOTATION_ROTATE_OVERLAP: Final = f"{PREFIX}rotate-overlap"
+ANNOTATION_ENDPOINT_ID: Final = f"{PREFIX}endpoint-id"
+ANNOTATION_PENDING_IDEMPOTENCY_KEY: Final = f"{PREFIX}pending-idempotency-key"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_MANAGED_BY_VALUE: Final = "stripe-webhook-operator"
+LABEL_WEBHOOK_NAME: Final = f"{PREFIX}webhook"
+
+# Keys of the per-webhook Secret (DESIGN.md, "Secret layout").
+SECRET_KEY_SIGNING: Final = "signing-secret"
+SECRET_KEY_PREVIOUS_SIGNING: Final = "previous-signing-secret"
+SECRET_KEY_ENDPOINT_ID: Final = "endpoint-id"
+SECRET_KEY_RECEIPTS_API_KEY: Final = "receipts-api-key"
+SECRET_NAME_SUFFIX: Final = "-stripe-webhook"
+
+# Metadata keys the operator sets on every Stripe endpoint it creates.
+STRIPE_METADATA_UID: Final = "k8s-uid"
+STRIPE_METADATA_NAMESPACE: Final = "k8s-namespace"
+STRIPE_METADATA_NAME: Final = "k8s-name"
+STRIPE_METADATA_CLUSTER: Final = "k8s-cluster"
+
+# The only event type the receiver accepts.
+SUBSCRIPTION_UPDATED: Final = "customer.subscription.updated"
+
+# Condition types.
+CONDITION_READY: Final = "Ready"
+CONDITION_SYNCED: Final = "Synced"
+CONDITION_SECRET_PROPAGATED: Final = "SecretPropagated"
