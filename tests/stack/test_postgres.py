@@ -1,0 +1,62 @@
+"""PostgreSQL from Debian's packages: fresh, isolated databases on a loopback-only server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devstack.postgres import PostgresServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_new_database_is_empty_and_usable(postgres: PostgresServer) -> None:
+    url = postgres.new_database()
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+        conn.execute("CREATE TABLE deliveries (event_id text PRIMARY KEY)")
+        conn.execute("INSERT INTO deliveries VALUES ('evt_1')")
+        rows = conn.execute("SELECT event_id FROM deliveries").fetchall()
+    assert tables == (0,)
+    assert rows == [("evt_1",)]
+
+
+def test_databases_are_isolated(postgres: PostgresServer) -> None:
+    first, second = postgres.new_database(), postgres.new_database()
+    with psycopg.connect(first) as conn:
+        conn.execute("CREATE TABLE only_here (id int)")
+    with psycopg.connect(second) as conn:
+        found = conn.execute("SELECT to_regclass('public.only_here')").fetchone()
+    assert first != second
+    assert found == (None,)
+
+
+def test_server_listens_on_loopback_only(postgres: PostgresServer) -> None:
+    with psycopg.connect(postgres.url) as conn:
+        listen = conn.execute("SHOW listen_addresses").fetchone()
+    assert listen == ("127.0.0.1",)
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_restart_keeps_data_and_url(tmp_path: Path, mode: str) -> None:
+    server = PostgresServer(tmp_path).start()
+    try:
+        url = server.new_database()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (id int)")
+            conn.execute("INSERT INTO kept VALUES (7)")
+        held = psycopg.connect(url, autocommit=True)
+        server.restart(mode)
+        with pytest.raises(psycopg.OperationalError):
+            held.execute("SELECT 1")
+        held.close()
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT id FROM kept").fetchall()
+        assert rows == [(7,)]
+    finally:
+        server.stop()
+    assert server.cluster_dir is None
