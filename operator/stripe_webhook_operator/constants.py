@@ -43,3 +43,13 @@ SUBSCRIPTION_UPDATED: Final = "customer.subscription.updated"
 CONDITION_READY: Final = "Ready"
 CONDITION_SYNCED: Final = "Synced"
 CONDITION_SECRET_PROPAGATED: Final = "SecretPropagated"
+
+# The Stripe API version a StripeWebhook gets when `spec.stripeApiVersion` is left out: the CRD
+# writes it into the object as a default (crds/stripewebhooks.yaml), so upgrading the library
+# never silently replaces existing endpoints. Equal to the version stripe-python is pinned to.
+DEFAULT_STRIPE_API_VERSION: Final = "2026-10-28.endive"
+
+# `status.rotation.phase` values that the kubectl plugin relies on; the operator may use any
+# other value for the steps before the new endpoint is enabled.
+ROTATION_PHASE_IDLE: Final = "Idle"
+ROTATION_PHASE_OVERLAP: Final = "Overlap"
