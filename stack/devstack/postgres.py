@@ -155,11 +155,12 @@ class PostgresServer:
         self.process.start()
         process = self.process
         wait_until(
-            lambda: process.check_alive() is None and self._accepts_queries(),
+            lambda: not process.alive() or self._accepts_queries(),
             timeout=START_TIMEOUT,
             what="PostgreSQL",
             interval=0.1,
         )
+        process.check_alive()  # an early exit ends the wait; say why, with its log
 
     def _accepts_queries(self) -> bool:
         with psycopg.connect(self.url, connect_timeout=2) as conn:

@@ -133,7 +133,7 @@ def watch(kubeconfig: Path, namespace: str, secret_name: str, target_dir: Path) 
                 api.list_namespaced_secret,
                 namespace,
                 field_selector=selector,
-                resource_version=listing.metadata.resource_version,
+                resource_version=listing.metadata and listing.metadata.resource_version,
                 timeout_seconds=WATCH_SECONDS,
             )
             for event in stream:
@@ -194,10 +194,11 @@ class SecretProjector:
         self.process.start()
         process = self.process
         wait_until(
-            lambda: process.check_alive() is None and SYNCED in process.log_tail(),
+            lambda: not process.alive() or SYNCED in process.log_tail(),
             timeout=START_TIMEOUT,
             what=f"projector of Secret {self.namespace}/{self.secret_name}",
         )
+        process.check_alive()  # an early exit ends the wait; say why, with its log
         return self
 
     def stop(self) -> None:

@@ -56,10 +56,11 @@ class StripeMock:
         self.process.start()
         process = self.process
         wait_until(
-            lambda: process.check_alive() is None and self._read_port() is not None,
+            lambda: not process.alive() or self._read_port() is not None,
             timeout=START_TIMEOUT,
             what="stripe-mock",
         )
+        process.check_alive()  # an early exit ends the wait; say why, with its log
         return self
 
     def _read_port(self) -> int | None:
