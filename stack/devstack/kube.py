@@ -1,0 +1,408 @@
+"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver with RBAC, and
+kube-controller-manager running only the garbage-collector and namespace controllers.
+
+Started the way controller-runtime's envtest starts one (its own CA, a client certificate in
+`system:masters`, ServiceAccount signing keys, free ports), so that the suite, `make dev-up`
+and `make demo` talk to the same API server a cluster runs. Every file it writes is under
+its workdir; every process it starts is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from devstack.certs import CertificateAuthority, signing_key_pair
+from devstack.processes import ManagedProcess, StackError, free_port, tool
+
+LOOPBACK = "127.0.0.1"
+SERVING_HOSTS = ("127.0.0.1", "localhost")
+# The issuer only names the token signer; nothing ever fetches it.
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Cluster IPs handed to Services; they are never bound or routed, only recorded.
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+CLUSTER_NAME = "devstack"
+ADMIN_USER = "devstack-admin"
+SERVICE_ACCOUNT_TOKEN_DURATION = "2h"
+READY_TIMEOUT = 60.0
+# How many times start() picks fresh ports after a port taken between probe and bind.
+PORT_ATTEMPTS = 3
+
+
+class Cluster(Protocol):
+    """What tests need of a cluster: an admin kubeconfig and the API server URL."""
+
+    @property
+    def kubeconfig(self) -> Path: ...
+
+    @property
+    def server(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Paths of the PEM files the control plane's components read."""
+
+    ca_cert: Path
+    serving_cert: Path
+    serving_key: Path
+    admin_cert: Path
+    admin_key: Path
+    controller_manager_cert: Path
+    controller_manager_key: Path
+    service_account_public: Path
+    service_account_key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> Pki:
+        """Make a fresh CA and every certificate and key the control plane needs."""
+        ca = CertificateAuthority("devstack-ca")
+        ca_cert, _ = ca.key_pair.write(directory, "ca")
+        serving = ca.issue("kube-apiserver", hosts=SERVING_HOSTS, server=True)
+        serving_cert, serving_key = serving.write(directory, "serving")
+        admin = ca.issue(ADMIN_USER, organizations=["system:masters"], client=True)
+        admin_cert, admin_key = admin.write(directory, "admin")
+        manager = ca.issue(
+            "system:kube-controller-manager", organizations=["system:masters"], client=True
+        )
+        manager_cert, manager_key = manager.write(directory, "controller-manager")
+        sa_public, sa_key = signing_key_pair().write(directory, "service-account", ".pub")
+        return cls(
+            ca_cert=ca_cert,
+            serving_cert=serving_cert,
+            serving_key=serving_key,
+            admin_cert=admin_cert,
+            admin_key=admin_key,
+            controller_manager_cert=manager_cert,
+            controller_manager_key=manager_key,
+            service_account_public=sa_public,
+            service_account_key=sa_key,
+        )
+
+
+def write_kubeconfig(path: Path, cluster: dict[str, Any], user: dict[str, Any]) -> None:
+    """Write a one-context kubeconfig (owner-only: it may hold a token) from a `cluster`
+    entry (server, CA) and a `user` entry (client certificate or token)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CLUSTER_NAME, "cluster": cluster}],
+        "users": [{"name": CLUSTER_NAME, "user": user}],
+        "contexts": [
+            {"name": CLUSTER_NAME, "context": {"cluster": CLUSTER_NAME, "user": CLUSTER_NAME}}
+        ],
+        "current-context": CLUSTER_NAME,
+    }
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+class ControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager, all on 127.0.0.1 free ports."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.kubeconfig = workdir / "kubeconfig"
+        self.server = ""
+        self.start_seconds: float | None = None
+        self._processes: list[ManagedProcess] = []
+        self._pki: Pki | None = None
+        self._context: ssl.SSLContext | None = None
+
+    def __repr__(self) -> str:
+        return f"ControlPlane(server={self.server!r}, workdir={str(self.workdir)!r})"
+
+    def pids(self) -> list[int]:
+        """PIDs of the processes started (each one leads its own process group)."""
+        return [process.pid for process in self._processes if process.popen is not None]
+
+    def start(self) -> ControlPlane:
+        """Start every component, wait until the API server is ready, and return self."""
+        began = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for home in ("home", "tmp"):
+            (self.workdir / home).mkdir(exist_ok=True)
+        self._pki = Pki.create(self.workdir / "pki")
+        self._context = None
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._launch()
+            except StackError as exc:
+                port_taken = "address already in use" in str(exc)
+                self.stop()
+                if not port_taken or attempt == PORT_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+            else:
+                break
+        self.start_seconds = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        """Stop every process by PID, newest first, and drop etcd's data (logs stay)."""
+        for process in reversed(self._processes):
+            process.stop()
+        self._processes.clear()
+        shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
+
+    # --- starting --------------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        assert self._pki is not None
+        etcd_url = self._start_etcd()
+        apiserver_port = free_port()
+        self.server = f"https://{LOOPBACK}:{apiserver_port}"
+        self._write_kubeconfig(self.kubeconfig, self._pki.admin_cert, self._pki.admin_key)
+        self._start_apiserver(etcd_url, apiserver_port)
+        self._wait("kube-apiserver /readyz", lambda: self._get("/readyz") == "ok")
+        # Only now: the controller manager gives up if the API server is not healthy within
+        # 10 s, which a loaded machine can exceed.
+        manager_port = self._start_controller_manager()
+        self._create_default_service_account()
+        self._wait(
+            "kube-controller-manager /healthz",
+            lambda: self._get("/healthz", f"https://{LOOPBACK}:{manager_port}") == "ok",
+        )
+
+    def _write_kubeconfig(self, path: Path, cert: Path, key: Path) -> None:
+        assert self._pki is not None
+        write_kubeconfig(
+            path,
+            {"server": self.server, "certificate-authority": str(self._pki.ca_cert)},
+            {"client-certificate": str(cert), "client-key": str(key)},
+        )
+
+    def _env(self) -> dict[str, str]:
+        # Pointing HOME and TMPDIR into the workdir keeps every stray file inside it.
+        return dict(
+            os.environ,
+            HOME=str(self.workdir / "home"),
+            TMPDIR=str(self.workdir / "tmp"),
+        )
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        process = ManagedProcess(
+            name, argv, self.workdir / "logs" / f"{name}.log", env=self._env(), cwd=self.workdir
+        )
+        self._processes.append(process.start())
+
+    def _start_etcd(self) -> str:
+        client_url = f"http://{LOOPBACK}:{free_port()}"
+        peer_url = f"http://{LOOPBACK}:{free_port()}"
+        data_dir = self.workdir / "etcd"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        self._spawn(
+            "etcd",
+            [
+                str(tool("etcd")),
+                "--name=devstack",
+                f"--data-dir={data_dir}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=devstack={peer_url}",
+                "--initial-cluster-state=new",
+                "--unsafe-no-fsync",
+                # A lone member need not wait a full second before electing itself.
+                "--heartbeat-interval=10",
+                "--election-timeout=50",
+                "--log-level=warn",
+            ],
+        )
+        return client_url
+
+    def _start_apiserver(self, etcd_url: str, port: int) -> None:
+        assert self._pki is not None
+        pki = self._pki
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(tool("kube-apiserver")),
+                f"--etcd-servers={etcd_url}",
+                f"--bind-address={LOOPBACK}",
+                f"--advertise-address={LOOPBACK}",
+                f"--secure-port={port}",
+                f"--cert-dir={self.workdir / 'pki'}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                f"--service-account-key-file={pki.service_account_public}",
+                f"--service-account-signing-key-file={pki.service_account_key}",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                "--authorization-mode=RBAC",
+                # No kubelet runs here, so Pods never mount a token; and the controller that
+                # creates each namespace's `default` ServiceAccount is not run either.
+                "--disable-admission-plugins=ServiceAccount",
+                # Endpoints may not hold a loopback address: the reconciler would only log
+                # errors trying to publish 127.0.0.1 for the `kubernetes` Service.
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+            ],
+        )
+
+    def _start_controller_manager(self) -> int:
+        assert self._pki is not None
+        pki = self._pki
+        kubeconfig = self.workdir / "controller-manager.kubeconfig"
+        self._write_kubeconfig(kubeconfig, pki.controller_manager_cert, pki.controller_manager_key)
+        port = free_port()
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(tool("kube-controller-manager")),
+                f"--kubeconfig={kubeconfig}",
+                "--controllers=garbagecollector,namespace",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={port}",
+                f"--cert-dir={self.workdir / 'pki'}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                "--leader-elect=false",
+                "--profiling=false",
+            ],
+        )
+        return port
+
+    def _create_default_service_account(self) -> None:
+        """Create `default/default`, which the unrun ServiceAccount controller would make."""
+        body = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+
+        def create() -> bool:
+            try:
+                self._request("POST", "/api/v1/namespaces/default/serviceaccounts", body)
+            except urllib.error.HTTPError as exc:
+                # 409: it exists already; 404: the `default` namespace is not created yet.
+                if exc.code != 409:
+                    raise
+            return True
+
+        self._wait("the `default` ServiceAccount", create)
+
+    # --- talking to the servers ------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            assert self._pki is not None
+            context = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+            context.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
+            self._context = context
+        return self._context
+
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, base: str = ""
+    ) -> str:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            (base or self.server) + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=self._ssl_context(), timeout=5) as reply:
+            return str(reply.read().decode())
+
+    def _get(self, path: str, base: str = "") -> str:
+        return self._request("GET", path, base=base)
+
+    def _wait(self, what: str, check: Callable[[], bool], timeout: float = READY_TIMEOUT) -> None:
+        """Poll `check` until true; fail at once, with its log, if any process has exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for process in self._processes:
+                process.check_alive()
+            try:
+                if check():
+                    return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.05)
+        raise StackError(f"{what} not ready after {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class ExternalCluster:
+    """A cluster named by a kubeconfig the user gave (E2E_KUBECONFIG)."""
+
+    kubeconfig: Path
+    server: str
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path) -> ExternalCluster:
+        """Read the server URL of the kubeconfig's current context."""
+        config = yaml.safe_load(path.read_text())
+        context_name = config.get("current-context")
+        contexts = {item["name"]: item["context"] for item in config.get("contexts") or []}
+        clusters = {item["name"]: item["cluster"] for item in config.get("clusters") or []}
+        if context_name not in contexts:
+            raise StackError(
+                f"Kubeconfig {path} has no context '{context_name}'; "
+                "set `current-context` to one of its contexts."
+            )
+        return cls(
+            kubeconfig=path, server=str(clusters[contexts[context_name]["cluster"]]["server"])
+        )
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl exited non-zero; the message names the verb and kubectl's own complaint."""
+
+    def __str__(self) -> str:
+        # Only the verb and resource: later arguments may carry literal secret values.
+        verb = " ".join(str(arg) for arg in list(self.cmd)[1:3])
+        stderr = (self.stderr or "").strip()
+        return f"`kubectl {verb} ...` exited {self.returncode}: {stderr}"
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """Runs the built kubectl against one kubeconfig, its caches kept in `cache_dir`."""
+
+    kubeconfig: Path
+    cache_dir: Path
+
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `kubectl ARGS`; raise KubectlError on a non-zero exit unless `check` is false."""
+        # Environment rather than flags: kubectl finds plugins only when no flag comes first.
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), KUBECACHEDIR=str(self.cache_dir))
+        argv = [str(tool("kubectl")), *args]
+        result = subprocess.run(
+            argv, input=input, capture_output=True, text=True, env=env, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
+        return result
+
+    def as_service_account(self, namespace: str, name: str, kubeconfig: Path) -> Kubectl:
+        """Write `kubeconfig` authenticating with a token of ServiceAccount `namespace/name`
+        (TokenRequest API, as a Pod's projected token) and return a kubectl that uses it."""
+        token = self(
+            "create",
+            "token",
+            name,
+            f"--namespace={namespace}",
+            f"--duration={SERVICE_ACCOUNT_TOKEN_DURATION}",
+        ).stdout.strip()
+        view = json.loads(
+            self("config", "view", "--raw", "--minify", "--flatten", "-o=json").stdout
+        )
+        write_kubeconfig(kubeconfig, view["clusters"][0]["cluster"], {"token": token})
+        return Kubectl(kubeconfig, self.cache_dir)
