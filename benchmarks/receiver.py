@@ -1,0 +1,532 @@
+"""Receiver benchmark: our receiver against what users would run instead, in one run.
+
+Configurations: (1) bare Starlette answering 200, (2) a naive durable receiver (HMAC,
+json.loads, one SQLite commit per request), (3) the Stripe docs' Flask + construct_event under
+gunicorn, (4) our receiver on SQLite with one worker, (5) our receiver on PostgreSQL with one
+and two replicas. Each repeat starts every configuration afresh, in an order that rotates
+from one repeat to the next, and loads it with wrk (saturation, then one connection) from
+another core; then our receiver is loaded at half of its saturation at a fixed rate by the
+Python load generator. Prints the tables and writes them into docs/benchmarks.md.
+
+    .venv/bin/python benchmarks/receiver.py [--quick] [--seconds S] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's folder heads sys.path, and benchmarks/operator.py would then
+# shadow the standard library's `operator`: put the repository root there instead.
+if __name__ == "__main__":
+    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[0] = _ROOT
+    sys.path.insert(1, os.path.join(_ROOT, "stack"))
+
+import argparse
+import math
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.configurations import (
+    CHILD_PYTHONPATH,
+    VENV_BIN,
+    BareStarlette,
+    Configuration,
+    FlaskStripe,
+    NaiveSqlite,
+    OurReceiverPostgres,
+    OurReceiverPostgresTwo,
+    OurReceiverSqlite,
+    Placement,
+    Running,
+)
+from benchmarks.events import subscription_ids, write_pool
+from benchmarks.loadgen import result_from_json
+from benchmarks.measurements import LoadResult, Spread, ratio
+from benchmarks.wrk import run_wrk
+from devstack.processes import REPO_ROOT
+
+SECTION = "receiver"
+WARMUP_SECONDS = 1.0
+RSS_SAMPLE_INTERVAL = 0.25
+# The pool is sized from the fastest rate seen so far, so a run never wraps around it.
+POOL_HEADROOM = 1.4
+FIRST_RATE_GUESS = 4000.0
+MIN_POOL = 500
+TARGETS = {
+    "sqlite_vs_naive": 2.0,
+    "sqlite_vs_flask": 6.0,
+    "p99_single_ms": 5.0,
+    "p99_half_ms": 25.0,
+    "pg_two_vs_one": 1.7,
+}
+
+
+@dataclass
+class Options:
+    seconds: float
+    repeats: int
+    connections: int
+    subscriptions: int
+    only: set[str] | None
+    output: Path | None
+
+
+@dataclass
+class RunRecord:
+    """One configuration started once: its saturation and one-connection runs and memory."""
+
+    key: str
+    saturation: LoadResult
+    single: LoadResult
+    rss_rest_kib: int
+    rss_load_kib: int
+    acknowledged: int
+    stored: int | None
+
+
+@dataclass
+class Results:
+    runs: dict[str, list[RunRecord]] = field(default_factory=dict)
+    half: dict[str, list[LoadResult]] = field(default_factory=dict)
+    half_rate: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class RssSampler(threading.Thread):
+    """Samples a configuration's resident memory while load runs; keeps the highest."""
+
+    def __init__(self, running: Running) -> None:
+        super().__init__(daemon=True)
+        self.running = running
+        self.peak_kib = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(RSS_SAMPLE_INTERVAL):
+            self.peak_kib = max(self.peak_kib, self.running.rss_kib())
+
+    def finish(self) -> int:
+        self.halt.set()
+        self.join(timeout=5)
+        return self.peak_kib
+
+
+class Bench:
+    """Runs the configurations and keeps what they measured."""
+
+    def __init__(self, options: Options, workdir: Path, placement: Placement) -> None:
+        self.options = options
+        self.workdir = workdir
+        self.placement = placement
+        self.subscriptions = subscription_ids(options.subscriptions)
+        self.fastest: dict[str, float] = {}
+        self.results = Results()
+
+    def pool(self, config: Configuration, seconds: float, name: str) -> Path:
+        """Write a freshly signed pool big enough for `seconds` at the fastest rate seen."""
+        rate = self.fastest.get(config.key, FIRST_RATE_GUESS)
+        size = max(MIN_POOL, math.ceil(rate * seconds * POOL_HEADROOM))
+        target = self.workdir / f"pool-{name}.txt"
+        return write_pool(config.pool_spec(self.subscriptions), size, target)
+
+    def load(self, config: Configuration, running: Running, seconds: float, connections: int):
+        pool = self.pool(config, seconds, config.key)
+        threads = len(running.ports)
+        return run_wrk(
+            pool,
+            running.ports,
+            connections=connections,
+            seconds=seconds,
+            cpus=self.placement.load,
+            threads=threads,
+        )
+
+    def measure(self, config: Configuration, repeat: int) -> RunRecord:
+        """Start `config`, warm it up, load it flat out and at one connection, stop it."""
+        seconds = self.options.seconds
+        running = config.start(repeat, self.subscriptions)
+        try:
+            rest = running.rss_kib()
+            warm = self.load(config, running, WARMUP_SECONDS, self.options.connections)
+            sampler = RssSampler(running)
+            sampler.start()
+            saturation = self.load(config, running, seconds, self.options.connections)
+            peak = sampler.finish()
+            single = self.load(config, running, max(1.0, seconds / 2), 1)
+        finally:
+            running.stop()
+        self.fastest[config.key] = max(self.fastest.get(config.key, 0.0), saturation.rate)
+        return RunRecord(
+            key=config.key,
+            saturation=saturation,
+            single=single,
+            rss_rest_kib=rest,
+            rss_load_kib=peak,
+            acknowledged=warm.ok + saturation.ok + single.ok,
+            stored=config.stored(running),
+        )
+
+    def measure_fixed_rate(self, config: Configuration, repeat: int, rate: float) -> LoadResult:
+        """Start `config` and load it at `rate` requests/s with the Python load generator."""
+        seconds = self.options.seconds
+        running = config.start(100 + repeat, self.subscriptions)
+        try:
+            self.load(config, running, WARMUP_SECONDS, self.options.connections)
+            pool = self.pool(config, seconds, f"{config.key}-fixed")
+            argv = [
+                str(VENV_BIN / "python"),
+                "-m",
+                "benchmarks.loadgen",
+                "--pool",
+                str(pool),
+                "--ports",
+                ",".join(str(port) for port in running.ports),
+                "--seconds",
+                str(seconds),
+                "--connections",
+                str(self.options.connections * 2),
+                "--rate",
+                f"{rate:.1f}",
+            ]
+            if self.placement.load is not None and shutil.which("taskset"):
+                argv = ["taskset", "-c", self.placement.load, *argv]
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                cwd=REPO_ROOT,
+                env={**os.environ, "PYTHONPATH": CHILD_PYTHONPATH},
+                timeout=seconds + 120,
+                check=True,
+            )
+        finally:
+            running.stop()
+        return result_from_json(done.stdout.strip().splitlines()[-1])
+
+    def run(self, configs: Sequence[Configuration]) -> Results:
+        """Measure every configuration `repeats` times, interleaved, then the fixed-rate runs."""
+        for repeat in range(self.options.repeats):
+            shift = repeat % len(configs)
+            for config in [*configs[shift:], *configs[:shift]]:
+                print(f"[repeat {repeat + 1}/{self.options.repeats}] {config.label}", flush=True)
+                record = self.measure(config, repeat)
+                self.results.runs.setdefault(config.key, []).append(record)
+                stored = "" if record.stored is None else f", {record.stored} rows stored"
+                print(
+                    f"    {record.saturation.rate:,.0f} req/s, "
+                    f"{record.acknowledged} answered 2xx{stored}",
+                    flush=True,
+                )
+        for config in configs:
+            if config.key not in ("ours-sqlite", "ours-pg1"):
+                continue
+            rate = Spread.of([r.saturation.rate for r in self.results.runs[config.key]]).median / 2
+            self.results.half_rate[config.key] = rate
+            for repeat in range(self.options.repeats):
+                print(f"[fixed rate {rate:,.0f}/s] {config.label}", flush=True)
+                result = self.measure_fixed_rate(config, repeat, rate)
+                self.results.half.setdefault(config.key, []).append(result)
+        return self.results
+
+
+def configurations(
+    workdir: Path, placement: Placement, only: set[str] | None, postgres: object | None
+) -> tuple[list[Configuration], list[str]]:
+    """Return the configurations that can run here, and notes on those that cannot."""
+    notes: list[str] = []
+    configs: list[Configuration] = [
+        BareStarlette(workdir, placement),
+        NaiveSqlite(workdir, placement),
+        FlaskStripe(workdir, placement),
+    ]
+    if receiver_installed():
+        configs.append(OurReceiverSqlite(workdir, placement))
+        if postgres is not None:
+            configs.append(OurReceiverPostgres(workdir, placement, postgres))
+            configs.append(OurReceiverPostgresTwo(workdir, placement, postgres))
+        else:
+            notes.append("PostgreSQL is not installed: configuration (5) was not measured.")
+    else:
+        notes.append("`stripe-webhook-receiver` is not installed: (4) and (5) were not measured.")
+    if only:
+        configs = [config for config in configs if config.key in only]
+    return configs, notes
+
+
+def receiver_installed() -> bool:
+    """Return whether our receiver's console script and its module are there."""
+    return (VENV_BIN / "stripe-webhook-receiver").exists() and (
+        REPO_ROOT / "receiver" / "stripe_webhook_receiver" / "cli.py"
+    ).exists()
+
+
+def wants_postgres(only: set[str] | None) -> bool:
+    return receiver_installed() and (not only or bool(only & {"ours-pg1", "ours-pg2"}))
+
+
+def start_postgres(workdir: Path, placement: Placement) -> object | None:
+    """Start a PostgreSQL server for (5), pinned to the database CPU; None if not installed."""
+    from devstack.postgres import PostgresServer
+    from devstack.processes import StackError
+
+    try:
+        server = PostgresServer(workdir / "postgres").start()
+    except StackError as exc:
+        print(f"PostgreSQL unavailable: {exc}", file=sys.stderr)
+        return None
+    if placement.database is not None:
+        # Backends are forked from the postmaster and inherit its CPU set.
+        cpus = {int(cpu) for cpu in placement.database.split(",")}
+        os.sched_setaffinity(server.pid, cpus)
+    return server
+
+
+def kept(record: RunRecord) -> bool:
+    """Return whether the run left at least one stored row per 2xx answer.
+
+    Event ids are unique, so fewer rows than 2xx answers would mean an acknowledged event
+    was lost. More rows are normal: requests in flight when wrk stops are stored unanswered.
+    """
+    return record.stored is not None and record.stored >= record.acknowledged
+
+
+def _mib(kib: float) -> str:
+    return f"{kib / 1024:,.0f}"
+
+
+def results_table(results: Results, configs: Sequence[Configuration]) -> str:
+    """The main table: throughput, latency, failures and memory per configuration."""
+    rows = []
+    for config in configs:
+        runs = results.runs.get(config.key, [])
+        if not runs:
+            continue
+        failed = sum(r.saturation.failed + r.single.failed for r in runs)
+        stored = [r for r in runs if r.stored is not None]
+        durable = (
+            ("yes" if stored and all(r.stored == r.acknowledged for r in stored) else "no")
+            if stored
+            else report.DASH
+        )
+        rows.append(
+            [
+                config.label,
+                report.spread_text(Spread.of([r.saturation.rate for r in runs])),
+                report.spread_text(Spread.of([r.saturation.p50_ms for r in runs]), 1),
+                report.spread_text(Spread.of([r.saturation.p99_ms for r in runs]), 1),
+                report.spread_text(Spread.of([r.single.p99_ms for r in runs]), 2),
+                str(failed),
+                durable,
+                _mib(Spread.of([r.rss_rest_kib for r in runs]).median),
+                _mib(Spread.of([r.rss_load_kib for r in runs]).median),
+            ]
+        )
+    headers = [
+        "configuration",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "p99 ms, 1 conn",
+        "non-2xx",
+        "rows >= 2xx",
+        "RSS rest MiB",
+        "RSS load MiB",
+    ]
+    return report.markdown_table(headers, rows)
+
+
+def paired_ratio(results: Results, top: str, bottom: str) -> tuple[float, Spread] | None:
+    """Return the ratio of median rates, and the spread of the per-repeat ratios."""
+    a, b = results.runs.get(top), results.runs.get(bottom)
+    if not a or not b:
+        return None
+    pairs = [
+        x.saturation.rate / y.saturation.rate
+        for x, y in zip(a, b, strict=False)
+        if y.saturation.rate
+    ]
+    rates_a = Spread.of([r.saturation.rate for r in a])
+    rates_b = Spread.of([r.saturation.rate for r in b])
+    return ratio(rates_a, rates_b), Spread.of(pairs)
+
+
+def targets_table(results: Results) -> str:
+    """Each target of the issue with what this run measured and whether it is met."""
+    rows = []
+    for name, top, bottom, key in (
+        ("(4) / (2) throughput, one core", "ours-sqlite", "naive", "sqlite_vs_naive"),
+        ("(4) / (3) throughput, one core", "ours-sqlite", "flask", "sqlite_vs_flask"),
+        ("PostgreSQL 2 replicas / 1", "ours-pg2", "ours-pg1", "pg_two_vs_one"),
+    ):
+        found = paired_ratio(results, top, bottom)
+        target = f">= {TARGETS[key]:g}x"
+        if found is None:
+            rows.append([name, target, report.DASH, report.verdict(None)])
+            continue
+        value, pairs = found
+        text = f"{value:.2f}x (per repeat {pairs.low:.2f}{report.DASH}{pairs.high:.2f})"
+        rows.append([name, target, text, report.verdict(value >= TARGETS[key])])
+    single = results.runs.get("ours-sqlite", [])
+    p99_single = Spread.of([r.single.p99_ms for r in single])
+    rows.append(
+        [
+            "(4) p99 at 1 connection",
+            f"<= {TARGETS['p99_single_ms']:g} ms",
+            report.spread_text(p99_single, 2, " ms"),
+            report.verdict(p99_single.median <= TARGETS["p99_single_ms"] if single else None),
+        ]
+    )
+    for key, label in (("ours-sqlite", "(4)"), ("ours-pg1", "(5) 1 replica")):
+        half = results.half.get(key, [])
+        spread = Spread.of([r.p99_ms for r in half])
+        rate = results.half_rate.get(key)
+        where = f" at {rate:,.0f} req/s" if rate else ""
+        rows.append(
+            [
+                f"{label} p99 at half of its saturation{where}",
+                f"<= {TARGETS['p99_half_ms']:g} ms",
+                report.spread_text(spread, 1, " ms"),
+                report.verdict(spread.median <= TARGETS["p99_half_ms"] if half else None),
+            ]
+        )
+    ours = results.runs.get("ours-sqlite", []) + results.runs.get("ours-pg1", [])
+    ours += results.runs.get("ours-pg2", [])
+    durable = [kept(r) for r in ours if r.stored is not None]
+    rows.append(
+        [
+            "every 2xx event stored (ours: rows counted after each run)",
+            "all",
+            f"{sum(durable)} of {len(durable)} runs" if durable else report.DASH,
+            report.verdict(all(durable) if durable else None),
+        ]
+    )
+    return report.markdown_table(["target", "wanted", "measured", "verdict"], rows)
+
+
+def half_table(results: Results, configs: Sequence[Configuration]) -> str:
+    rows = []
+    for config in configs:
+        half = results.half.get(config.key)
+        if not half:
+            continue
+        rows.append(
+            [
+                config.label,
+                f"{results.half_rate[config.key]:,.0f}",
+                report.spread_text(Spread.of([r.rate for r in half])),
+                report.spread_text(Spread.of([r.p50_ms for r in half]), 1),
+                report.spread_text(Spread.of([r.p99_ms for r in half]), 1),
+                str(sum(r.failed for r in half)),
+            ]
+        )
+    return report.markdown_table(
+        ["configuration", "offered req/s", "answered req/s", "p50 ms", "p99 ms", "non-2xx"], rows
+    )
+
+
+def document(
+    results: Results, configs: Sequence[Configuration], options: Options, placement: Placement
+) -> str:
+    """Return the Markdown section of docs/benchmarks.md for this run."""
+    facts = report.machine_facts()
+    versions = report.package_versions(
+        ["starlette", "uvicorn", "flask", "gunicorn", "stripe", "psycopg", "httpx"]
+    )
+    versions.append(("wrk", report.tool_version(["wrk", "-v"])))
+    parts = [
+        "## Receiver (`make bench-receiver`)",
+        "",
+        f"Repeats: {options.repeats}, interleaved. Each run starts the configuration afresh "
+        f"(fresh database), warms it up for {WARMUP_SECONDS:g} s, loads it with wrk for "
+        f"{options.seconds:g} s at {options.connections} connections (the saturation "
+        f"figures), then for {max(1.0, options.seconds / 2):g} s at one connection. Every "
+        f"request is a distinct signed 3 KB `customer.subscription.updated` event, cycling "
+        f"through {options.subscriptions} subscriptions whose receipts are registered, so our "
+        "receiver applies each one. CPUs: servers on "
+        f"{', '.join(placement.servers) or 'any'}, load generator on {placement.load or 'any'}, "
+        f"PostgreSQL on {placement.database or 'any'}. Rates count 2xx answers only.",
+        "",
+        results_table(results, configs),
+        "",
+        "### Targets",
+        "",
+        targets_table(results),
+        "",
+        "### Fixed rate at half of saturation (Python open-loop load generator)",
+        "",
+        "Latency counted from each request's scheduled send time, so queueing behind a stall "
+        "is charged to the server.",
+        "",
+        half_table(results, configs),
+        "",
+        "### Machine and versions",
+        "",
+        report.facts_table(facts + versions),
+    ]
+    if results.notes:
+        parts += ["", "### Notes", "", *[f"- {note}" for note in results.notes]]
+    return "\n".join(parts)
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short repeat: a smoke run")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per load run")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--subscriptions", type=int, default=256)
+    parser.add_argument(
+        "--only", default="", help="comma-separated keys: bare,naive,flask,ours-sqlite,..."
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=report.DOC_PATH,
+        help="Markdown file to write the section into; `-` to write nothing",
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    return Options(
+        seconds=args.seconds or (1.0 if quick else 8.0),
+        repeats=args.repeats or (1 if quick else 3),
+        connections=args.connections,
+        subscriptions=min(args.subscriptions, 32) if quick else args.subscriptions,
+        only={key for key in args.only.split(",") if key} or None,
+        output=None if str(args.output) == "-" else args.output,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> Results:
+    """Run the receiver benchmark, print its tables, and write its docs section."""
+    options = parse_options(argv)
+    placement = Placement.for_this_machine()
+    with tempfile.TemporaryDirectory(prefix="bench-receiver-") as tmp:
+        workdir = Path(tmp)
+        postgres = start_postgres(workdir, placement) if wants_postgres(options.only) else None
+        try:
+            configs, notes = configurations(workdir, placement, options.only, postgres)
+            bench = Bench(options, workdir, placement)
+            bench.results.notes.extend(notes)
+            results = bench.run(configs)
+        finally:
+            if postgres is not None:
+                postgres.stop()  # type: ignore[attr-defined]
+    section = document(results, configs, options, placement)
+    print()
+    print(section)
+    if options.output is not None:
+        written = report.replace_section(SECTION, section, options.output)
+        print(f"\nwritten to {written}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

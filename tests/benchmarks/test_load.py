@@ -1,0 +1,76 @@
+"""The load generators and the receiver harness against the bare baseline, for about a second.
+
+These check that the harness works end to end; they measure nothing and assert no timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from benchmarks.configurations import BareStarlette, Placement, Running
+from benchmarks.events import subscription_ids, write_pool
+from benchmarks.loadgen import run_load
+from benchmarks.wrk import run_wrk
+
+from benchmarks import receiver
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Iterator[tuple[BareStarlette, Running]]:
+    config = BareStarlette(tmp_path, Placement([], None, None))
+    running = config.start(0, [])
+    try:
+        yield config, running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def pool(tmp_path: Path, bare: tuple[BareStarlette, Running]) -> Path:
+    config, _ = bare
+    return write_pool(config.pool_spec(subscription_ids(4)), 200, tmp_path / "pool.txt")
+
+
+def test_wrk_posts_the_pool_and_reports_statuses(
+    bare: tuple[BareStarlette, Running], pool: Path
+) -> None:
+    _, running = bare
+    result = run_wrk(pool, running.ports, connections=2, seconds=1)
+    assert result.requests > 0
+    assert result.statuses == {200: result.requests}
+    assert result.errors == 0
+
+
+async def test_closed_loop_generator_gets_answers(
+    bare: tuple[BareStarlette, Running], pool: Path
+) -> None:
+    _, running = bare
+    result = await run_load(pool, running.ports, seconds=1, connections=2)
+    assert result.requests > 0
+    assert result.statuses == {200: result.ok}
+    assert result.failed == 0
+
+
+async def test_open_loop_generator_sends_at_the_rate_asked(
+    bare: tuple[BareStarlette, Running], pool: Path
+) -> None:
+    _, running = bare
+    result = await asyncio.wait_for(
+        run_load(pool, running.ports, seconds=1, connections=2, rate=50), timeout=30
+    )
+    assert result.requests == 50
+    assert result.statuses == {200: 50}
+
+
+def test_receiver_benchmark_quick_run_writes_its_section(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    results = receiver.main(["--quick", "--only", "bare", "--output", str(doc)])
+    text = doc.read_text()
+    assert len(results.runs["bare"]) == 1
+    assert "(1) bare Starlette, 200" in text
+    assert "## Receiver" in text
