@@ -1,0 +1,135 @@
+"""`/_emulator/`: what is not Stripe's API — fault injection, delivery attempts, counters,
+and the dashboard actions (disable an endpoint as Stripe does, delete it, roll its secret).
+
+JSON in and out; errors are `{"error": {"message": ...}}` with 400 or 404.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from devstack.stripe_emulator.accounts import Account, Endpoint, SigningSecret
+from devstack.stripe_emulator.faults import parse_fault
+from devstack.stripe_emulator.webhook_endpoints import new_secret
+
+if TYPE_CHECKING:
+    from devstack.stripe_emulator.app import Emulator
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status)
+
+
+def control_routes(emulator: Emulator) -> list[Route]:
+    """The routes under `/_emulator/`, bound to `emulator`."""
+    registry, faults = emulator.registry, emulator.faults
+
+    def account_of(request: Request) -> Account | JSONResponse:
+        account = registry.get(request.path_params["account"])
+        if account is None:
+            return _problem(
+                404,
+                f"No account '{request.path_params['account']}'; "
+                "an account appears on its API key's first request.",
+            )
+        return account
+
+    def endpoint_of(request: Request) -> tuple[Account, Endpoint] | JSONResponse:
+        found = registry.find_endpoint(request.path_params["id"])
+        if found is None:
+            return _problem(404, f"No webhook endpoint '{request.path_params['id']}'.")
+        return found
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "pending_deliveries": emulator.deliverer.pending()})
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse({"accounts": [a.stats() for a in registry.all()]})
+
+    async def account_stats(request: Request) -> JSONResponse:
+        account = account_of(request)
+        if isinstance(account, JSONResponse):
+            return account
+        if request.url.path.endswith("/reset"):
+            account.calls.clear()
+            account.rate_limited = account.faults_served = 0
+        return JSONResponse(account.stats())
+
+    async def add_fault(request: Request) -> JSONResponse:
+        try:
+            spec = await request.json()
+            if not isinstance(spec, dict):
+                raise ValueError("the body must be a JSON object")
+            fault = parse_fault(spec)
+        except ValueError as exc:
+            return _problem(400, str(exc))
+        faults.add(fault)
+        return JSONResponse({"id": fault.id}, status_code=201)
+
+    async def list_faults(request: Request) -> JSONResponse:
+        return JSONResponse({"data": faults.listing()})
+
+    async def clear_faults(request: Request) -> JSONResponse:
+        faults.clear(request.query_params.get("account"))
+        return JSONResponse({"data": faults.listing()})
+
+    async def deliveries(request: Request) -> JSONResponse:
+        account = account_of(request)
+        if isinstance(account, JSONResponse):
+            return account
+        query = request.query_params
+        rows: list[dict[str, Any]] = [
+            row
+            for row in account.attempts
+            if all(query.get(f) in (None, row[f]) for f in ("endpoint", "event", "event_type"))
+        ]
+        return JSONResponse({"data": rows, "in_progress": account.deliveries_in_progress})
+
+    async def disable_endpoint(request: Request) -> JSONResponse:
+        found = endpoint_of(request)
+        if isinstance(found, JSONResponse):
+            return found
+        found[1].status = "disabled"
+        return JSONResponse(found[1].render())
+
+    async def delete_endpoint(request: Request) -> JSONResponse:
+        found = endpoint_of(request)
+        if isinstance(found, JSONResponse):
+            return found
+        account, endpoint = found
+        del account.endpoints[endpoint.id]
+        return JSONResponse({"id": endpoint.id, "object": "webhook_endpoint", "deleted": True})
+
+    async def roll_secret(request: Request) -> JSONResponse:
+        found = endpoint_of(request)
+        if isinstance(found, JSONResponse):
+            return found
+        body = await request.json() if await request.body() else {}
+        expires_in = float(body.get("expires_in", 0))
+        endpoint = found[1]
+        moment = time.time()
+        for secret in endpoint.secrets:
+            if secret.live(moment):
+                secret.expires_at = moment + expires_in
+        fresh = SigningSecret(new_secret())
+        endpoint.secrets.append(fresh)
+        return JSONResponse({"id": endpoint.id, "secret": fresh.value})
+
+    return [
+        Route("/_emulator/health", health),
+        Route("/_emulator/stats", stats),
+        Route("/_emulator/accounts/{account}/stats", account_stats),
+        Route("/_emulator/accounts/{account}/stats/reset", account_stats, methods=["POST"]),
+        Route("/_emulator/accounts/{account}/deliveries", deliveries),
+        Route("/_emulator/faults", add_fault, methods=["POST"]),
+        Route("/_emulator/faults", list_faults, methods=["GET"]),
+        Route("/_emulator/faults", clear_faults, methods=["DELETE"]),
+        Route("/_emulator/webhook_endpoints/{id}/disable", disable_endpoint, methods=["POST"]),
+        Route("/_emulator/webhook_endpoints/{id}", delete_endpoint, methods=["DELETE"]),
+        Route("/_emulator/webhook_endpoints/{id}/roll_secret", roll_secret, methods=["POST"]),
+    ]

@@ -1,0 +1,157 @@
+"""Webhook delivery: each event to each enabled endpoint that wants it, retried on failure.
+
+Stripe retries a delivery that got no 2xx answer (or no answer) on a schedule of hours; the
+emulator does the same on a short schedule in seconds. An attempt is skipped (and retrying
+stops) once the endpoint is disabled or deleted, as Stripe does. Deliveries run concurrently
+and their order is not guaranteed, as with Stripe. Only loopback hosts are ever contacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from devstack.stripe_emulator import versions
+from devstack.stripe_emulator.accounts import Account, Event
+from devstack.stripe_emulator.signing import signature_header
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+DEFAULT_RETRY_SCHEDULE = (0.2, 0.5, 1.0, 2.0, 5.0)
+_HEADERS = {
+    "Content-Type": "application/json; charset=utf-8",
+    "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+    "Cache-Control": "no-cache",
+    "Accept": "*/*; q=0.5, application/xml",
+}
+
+
+def render_event(account: Account, event: Event, version: str) -> dict[str, Any]:
+    """The event as Stripe shows it to a reader of API version `version`."""
+    data: dict[str, Any] = {"object": versions.render(event.after, version)}
+    if event.before is not None:
+        data["previous_attributes"] = versions.previous_attributes(
+            event.before, event.after, version
+        )
+    return {
+        "id": event.id,
+        "object": "event",
+        "api_version": version,
+        "created": event.created,
+        "data": data,
+        "livemode": False,
+        "pending_webhooks": event.pending_webhooks,
+        "request": {"id": event.request_id, "idempotency_key": event.idempotency_key},
+        "type": event.type,
+    }
+
+
+class Deliverer:
+    """Sends events to endpoints in background tasks and records every attempt."""
+
+    def __init__(
+        self, *, retry_schedule: Sequence[float], timeout: float, concurrency: int = 64
+    ) -> None:
+        self.retry_schedule = tuple(retry_schedule)
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sequence = 0
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        """Cancel deliveries still waiting and close the HTTP client."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+
+    def dispatch(self, account: Account, event: Event) -> None:
+        """Start delivering `event` to every enabled endpoint of `account` that wants it."""
+        targets = [ep.id for ep in account.endpoints.values() if ep.wants(event.type)]
+        event.pending_webhooks = len(targets)
+        account.deliveries_in_progress += len(targets)
+        for endpoint_id in targets:
+            task = asyncio.get_running_loop().create_task(
+                self._deliver(account, endpoint_id, event)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    async def _deliver(self, account: Account, endpoint_id: str, event: Event) -> None:
+        try:
+            await self._attempts(account, endpoint_id, event)
+        finally:
+            account.deliveries_in_progress -= 1
+
+    async def _attempts(self, account: Account, endpoint_id: str, event: Event) -> None:
+        delays = (0.0, *self.retry_schedule)
+        for attempt, delay in enumerate(delays, start=1):
+            if delay:
+                await asyncio.sleep(delay)
+            endpoint = account.endpoints.get(endpoint_id)
+            if endpoint is None or endpoint.status != "enabled":
+                break
+            version = endpoint.api_version or account.default_api_version
+            body = json.dumps(render_event(account, event, version), indent=2).encode()
+            async with self._slots:
+                status, error = await self._post(endpoint.url, body, endpoint.live_secrets)
+            self._record(account, endpoint_id, event, attempt, status, error)
+            if status is not None and 200 <= status < 300:
+                break
+        event.pending_webhooks = max(0, event.pending_webhooks - 1)
+
+    async def _post(
+        self, url: str, body: bytes, live_secrets: Any
+    ) -> tuple[int | None, str | None]:
+        if urlsplit(url).hostname not in LOOPBACK_HOSTS:
+            return None, "not sent: the emulator contacts loopback hosts only"
+        assert self._client is not None, "Deliverer.start() was not awaited"
+        stamp = int(time.time())
+        headers = {
+            **_HEADERS,
+            "Stripe-Signature": signature_header(body, live_secrets(stamp), stamp),
+        }
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        return response.status_code, None
+
+    def _record(
+        self,
+        account: Account,
+        endpoint_id: str,
+        event: Event,
+        attempt: int,
+        status: int | None,
+        error: str | None,
+    ) -> None:
+        self._sequence += 1
+        account.attempts.append(
+            {
+                "sequence": self._sequence,
+                "endpoint": endpoint_id,
+                "event": event.id,
+                "event_type": event.type,
+                "attempt": attempt,
+                "status": status,
+                "error": error,
+                "time": time.time(),
+            }
+        )
