@@ -1,0 +1,188 @@
+"""The receiver's ASGI application: `create_app(settings)`, the `routes` and the `lifespan`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
+
+from stripe_webhook_receiver import __version__, logs
+from stripe_webhook_receiver.database import DatabaseUnavailable
+from stripe_webhook_receiver.deliveries import receive_webhook
+from stripe_webhook_receiver.metrics import Metrics
+from stripe_webhook_receiver.receipts import get_subscriber, register_receipt
+from stripe_webhook_receiver.responses import error_response, json_response
+from stripe_webhook_receiver.runtime import Runtime
+from stripe_webhook_receiver.settings import Settings
+
+log = logs.get("app")
+
+schemas = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "stripe-webhook-receiver", "version": __version__},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+)
+
+
+async def healthz(request: Request) -> Response:
+    """Answer 200 while the process serves requests.
+    ---
+    summary: Liveness
+    responses:
+      "200": {description: The process is alive.}
+    """
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Answer 200 once the secrets are loaded and the database is migrated and answering.
+    ---
+    summary: Readiness
+    responses:
+      "200": {description: Ready to receive deliveries.}
+      "503": {description: "`not_ready`: the message says what is missing."}
+    """
+    runtime: Runtime = request.app.state.runtime
+    problems = []
+    if not runtime.secrets.loaded:
+        problems.append(f"the secrets directory '{runtime.settings.secrets_dir}' is not readable")
+    if not runtime.migrated.is_set():
+        problems.append("the database is not migrated yet")
+    else:
+        try:
+            await runtime.store.ping()
+        except DatabaseUnavailable:
+            problems.append("the database does not answer")
+    if problems:
+        return error_response(503, "not_ready", "Not ready: " + "; ".join(problems) + ".")
+    return json_response({"status": "ready", "webhooks": len(runtime.secrets.webhooks)})
+
+
+async def webhook_readiness(request: Request) -> Response:
+    """List the fingerprints of the signing secrets held for one webhook (never the secrets).
+    ---
+    summary: Signing secrets held for a webhook, by fingerprint
+    parameters:
+      - {name: namespace, in: path, required: true, schema: {type: string}}
+      - {name: name, in: path, required: true, schema: {type: string}}
+    responses:
+      "200":
+        description: >-
+          The webhook is loaded: `webhook`, `endpoint_id`, `fingerprints` (the first 16 hex
+          digits of each live secret's SHA-256).
+      "404": {description: "`webhook_not_found`: no such webhook is loaded."}
+    """
+    runtime: Runtime = request.app.state.runtime
+    webhook = f"{request.path_params['namespace']}/{request.path_params['name']}"
+    config = runtime.secrets.get(webhook)
+    if config is None:
+        return error_response(
+            404,
+            "webhook_not_found",
+            f"Webhook '{webhook}' is not loaded; its file has not reached the secrets directory.",
+        )
+    now = datetime.now(UTC)
+    return json_response(
+        {
+            "webhook": webhook,
+            "endpoint_id": config.endpoint_id,
+            "fingerprints": [s.fingerprint for s in config.signing_secrets if s.live_at(now)],
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics in the text exposition format.
+    ---
+    summary: Prometheus metrics
+    responses:
+      "200": {description: Metrics in the Prometheus text format.}
+    """
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    """This API's OpenAPI document, generated from the routes.
+    ---
+    summary: OpenAPI document
+    responses:
+      "200": {description: The OpenAPI 3 document.}
+    """
+    return json_response(schemas.get_schema(routes=request.app.routes))
+
+
+routes = [
+    Route("/webhooks/{namespace}/{name}", receive_webhook, methods=["POST"]),
+    Route("/v1/receipts", register_receipt, methods=["POST"]),
+    Route("/v1/subscribers/{app_user_id}", get_subscriber, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/readyz/webhooks/{namespace}/{name}", webhook_readiness, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Open the secrets and the database at start; stop the loops and close at shutdown."""
+    runtime = Runtime.open(app.state.settings, app.state.metrics)
+    app.state.runtime = runtime
+    runtime.start()
+    log.info(
+        "Receiver started.",
+        extra={
+            "fields": {
+                "secrets_dir": str(runtime.settings.secrets_dir),
+                "database": runtime.database.dialect,
+            }
+        },
+    )
+    try:
+        yield
+    finally:
+        await runtime.stop()
+        log.info("Receiver stopped.")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(
+            405, "method_not_allowed", f"Method {request.method} is not allowed on this path."
+        )
+    if exc.status_code == 404:
+        return error_response(404, "not_found", "No such path; see /openapi.json for the API.")
+    return error_response(exc.status_code, "http_error", str(exc.detail))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error(
+        "Unexpected error while answering a request.",
+        exc_info=(type(exc), exc, None),
+        extra={"fields": {"path": request.url.path}},
+    )
+    return error_response(500, "internal_error", "The receiver failed unexpectedly.")
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the receiver application for `settings` (start it with uvicorn)."""
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    return app

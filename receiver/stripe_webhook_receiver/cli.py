@@ -1,0 +1,145 @@
+"""`stripe-webhook-receiver`: serve the receiver, or `stripe-webhook-receiver migrate`.
+
+Every flag is also an environment variable `STRIPE_WEBHOOK_RECEIVER_<FLAG>` (dashes become
+underscores); a flag on the command line wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stripe_webhook_receiver import logs, settings
+
+ENV_PREFIX = "STRIPE_WEBHOOK_RECEIVER_"
+DURATION = re.compile(r"^(\d+)([smhd]?)$")
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> int:
+    """Parse '300', '300s', '5m', '720h' or '30d' into seconds."""
+    match = DURATION.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a duration; write seconds or a number with s, m, h or d, like '30d'."
+        )
+    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def _env(flag: str, default: str) -> str:
+    return os.environ.get(ENV_PREFIX + flag.upper().replace("-", "_"), default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, with defaults taken from the environment."""
+    parser = argparse.ArgumentParser(
+        prog="stripe-webhook-receiver",
+        description="Verify Stripe subscription events and serve subscriber state.",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "migrate"],
+        default="serve",
+        help="serve (the default) or migrate: apply database migrations and exit",
+    )
+    parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=Path(_env("secrets-dir", str(settings.DEFAULT_SECRETS_DIR))),
+        help="directory of <namespace>.<name>.json webhook files (a mounted Secret)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=_env("database-url", settings.DEFAULT_DATABASE_URL),
+        help="sqlite:////path/file.db or postgresql://user@host/db",
+    )
+    parser.add_argument("--host", default=_env("host", settings.DEFAULT_HOST))
+    parser.add_argument("--port", type=int, default=int(_env("port", str(settings.DEFAULT_PORT))))
+    parser.add_argument(
+        "--tolerance",
+        type=duration,
+        default=_env("tolerance", str(settings.DEFAULT_TOLERANCE)),
+        help="how far a signature's timestamp may be from now, either way (default 300s)",
+    )
+    parser.add_argument(
+        "--retention",
+        type=duration,
+        default=_env("retention", str(settings.DEFAULT_RETENTION)),
+        help="how long delivery records and processed event ids are kept (default 30d)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=_env("log-level", "info"),
+        choices=["debug", "info", "warning", "error"],
+        type=str.lower,
+    )
+    return parser
+
+
+def _migrate(database_url: str) -> int:
+    from stripe_webhook_receiver.database import DatabaseUnavailable, open_database
+    from stripe_webhook_receiver.migrations import migrate_sync
+
+    log = logs.get("cli")
+    database = open_database(database_url)
+    try:
+        applied = migrate_sync(database)
+    except DatabaseUnavailable as exc:
+        log.error(
+            "Migrations failed: the database is unavailable.",
+            extra={"fields": {"error": type(exc).__name__}},
+        )
+        return 1
+    finally:
+        database.close()
+    log.info("Database schema is current.", extra={"fields": {"applied": applied}})
+    return 0
+
+
+def _serve(config: settings.Settings) -> int:
+    import uvicorn
+
+    from stripe_webhook_receiver.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            # On SIGTERM uvicorn stops accepting, then waits this long for in-flight requests.
+            timeout_graceful_shutdown=config.graceful_timeout,
+            lifespan="on",
+        )
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_level)
+    if args.command == "migrate":
+        return _migrate(args.database_url)
+    config = settings.Settings(
+        secrets_dir=args.secrets_dir,
+        database_url=args.database_url,
+        host=args.host,
+        port=args.port,
+        tolerance=args.tolerance,
+        retention=args.retention,
+        log_level=args.log_level,
+    )
+    return _serve(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

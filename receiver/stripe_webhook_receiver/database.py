@@ -1,0 +1,285 @@
+"""The two databases the receiver runs on, behind one way to run a unit of work.
+
+A unit of work is a plain function that takes a `Transaction` and runs SQL written with `?`
+placeholders; the database runs it inside a transaction and hands back its result.
+
+SQLite (the default, one replica): one writer thread owns the connection and commits units
+in groups. Each unit runs inside its own savepoint, so one failing unit rolls back alone,
+and one commit (one fsync of the WAL) makes the whole group durable before any of its
+callers answers. Under load this amortises the fsync over many requests; at one request at
+a time it costs nothing extra.
+
+PostgreSQL (several replicas): each unit gets a pooled connection in a worker thread and its
+own transaction; the server does the group commit.
+
+Any failure to reach, read or write the database (down, read-only, disk full, I/O error)
+becomes `DatabaseUnavailable`, which the HTTP layer answers with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+
+T = TypeVar("T")
+MAX_GROUP = 256
+PG_POOL_SIZE = 8
+PG_CONNECT_TIMEOUT = 5
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached, read or written right now; retrying later may work."""
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Transaction:
+    """The SQL interface a unit of work sees: `execute` with `?` placeholders."""
+
+    def __init__(self, connection: Any, dialect: str) -> None:
+        self._connection = connection
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """Run one statement; `?` marks each parameter whatever the database."""
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+        cursor: Cursor = self._connection.execute(sql, params)
+        return cursor
+
+
+Unit = Callable[[Transaction], T]
+
+
+def _sqlite_unavailable(exc: sqlite3.Error) -> bool:
+    """Errors of the file or the disk, as opposed to errors in our own SQL."""
+    return not isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+
+
+def _postgres_unavailable(exc: psycopg.Error) -> bool:
+    return isinstance(
+        exc, psycopg.OperationalError | psycopg.InternalError | psycopg.InterfaceError
+    )
+
+
+class Database(Protocol):
+    dialect: str
+
+    async def run(self, unit: Unit[T]) -> T: ...
+
+    def run_sync(self, unit: Unit[T]) -> T: ...
+
+    def close(self) -> None: ...
+
+
+def sqlite_path(url: str) -> Path:
+    """Return the file of a `sqlite:///relative` or `sqlite:////absolute` URL."""
+    path = url.removeprefix("sqlite://")
+    if not path.startswith("/") or len(path) < 2:
+        raise ValueError(
+            "An SQLite database URL must look like 'sqlite:////absolute/file.db' or "
+            "'sqlite:///relative/file.db'."
+        )
+    return Path(path[1:])
+
+
+class SqliteDatabase:
+    """An SQLite file in WAL mode, written by one thread that commits units in groups."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[tuple[Unit[Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
+        self._connection: sqlite3.Connection | None = None
+        self._thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                connection.execute("PRAGMA busy_timeout = 5000")
+                connection.execute("PRAGMA journal_mode = WAL")
+                # FULL: each commit is fsynced, so a 2xx is only sent for a durable event.
+                connection.execute("PRAGMA synchronous = FULL")
+            except sqlite3.Error:
+                connection.close()
+                raise
+            self._connection = connection
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.close()
+            self._connection = None
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._drop_connection()
+                return
+            group = [item]
+            while len(group) < MAX_GROUP:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                group.append(more)
+            self._run_group(group)
+
+    def _run_group(self, submitted: list[tuple[Unit[Any], Future[Any]]]) -> None:
+        # A caller that gave up (its task was cancelled) is skipped, never answered twice.
+        group = [(u, f) for u, f in submitted if f.set_running_or_notify_cancel()]
+        if not group:
+            return
+        results: list[tuple[bool, Any]] = []
+        try:
+            connection = self._connect()
+            transaction = Transaction(connection, self.dialect)
+            connection.execute("BEGIN IMMEDIATE")
+            for unit, _ in group:
+                connection.execute("SAVEPOINT unit")
+                try:
+                    results.append((True, unit(transaction)))
+                    connection.execute("RELEASE unit")
+                except BaseException as exc:
+                    connection.execute("ROLLBACK TO unit")
+                    connection.execute("RELEASE unit")
+                    results.append((False, exc))
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._connection is not None and self._connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connection.execute("ROLLBACK")
+            # A failed open or commit may leave the connection unusable: start afresh next time.
+            self._drop_connection()
+            failure = _translate_sqlite(exc)
+            for _, future in group:
+                future.set_exception(failure)
+            return
+        for (_, future), (ok, value) in zip(group, results, strict=True):
+            if ok:
+                future.set_result(value)
+            elif isinstance(value, sqlite3.Error):
+                future.set_exception(_translate_sqlite(value))
+            else:
+                future.set_exception(value)
+
+    def _submit(self, unit: Unit[T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((unit, future))
+        return future
+
+    async def run(self, unit: Unit[T]) -> T:
+        """Run `unit` in the next commit group; return once that group is durable."""
+        return await asyncio.wrap_future(self._submit(unit))
+
+    def run_sync(self, unit: Unit[T]) -> T:
+        """Run `unit` from a thread that has no event loop (the `migrate` command, tests)."""
+        return self._submit(unit).result()
+
+    def close(self) -> None:
+        """Finish the queued units, then close the connection and stop the writer thread."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+
+def _translate_sqlite(exc: sqlite3.Error) -> BaseException:
+    if _sqlite_unavailable(exc):
+        return DatabaseUnavailable(f"SQLite database error: {type(exc).__name__}: {exc}")
+    return exc
+
+
+class PostgresDatabase:
+    """A PostgreSQL database shared by every replica, used through a small connection pool."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(PG_POOL_SIZE)
+
+    def _acquire(self) -> psycopg.Connection[Any]:
+        try:
+            connection = self._idle.get_nowait()
+        except queue.Empty:
+            return self._connect()
+        if connection.closed or connection.broken:
+            return self._connect()
+        return connection
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        # autocommit: each unit's `transaction()` block is the one transaction it runs in.
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT)
+
+    def run_sync(self, unit: Unit[T]) -> T:
+        """Run `unit` in a transaction of its own on a pooled connection."""
+        with self._slots:
+            connection: psycopg.Connection[Any] | None = None
+            try:
+                connection = self._acquire()
+                with connection.transaction():
+                    result = unit(Transaction(connection, self.dialect))
+            except psycopg.Error as exc:
+                if connection is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        connection.close()
+                if _postgres_unavailable(exc):
+                    raise DatabaseUnavailable(
+                        f"PostgreSQL error: {type(exc).__name__}: {exc}"
+                    ) from None
+                raise
+            except BaseException:
+                # The unit raised on purpose and its transaction rolled back: the connection
+                # is still good.
+                if connection is not None:
+                    self._idle.put(connection)
+                raise
+            self._idle.put(connection)
+            return result
+
+    async def run(self, unit: Unit[T]) -> T:
+        """Run `unit` in a worker thread; return once its transaction has committed."""
+        return await asyncio.to_thread(self.run_sync, unit)
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def open_database(url: str) -> Database:
+    """Return the database a `sqlite:///...` or `postgresql://...` URL names."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url)
+    if url.startswith("sqlite://"):
+        return SqliteDatabase(sqlite_path(url))
+    raise ValueError(
+        f"Database URL must start with 'sqlite://' or 'postgresql://', not '{url.split(':')[0]}'."
+    )

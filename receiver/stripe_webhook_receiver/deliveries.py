@@ -1,0 +1,218 @@
+"""`POST /webhooks/{namespace}/{name}`: verify a Stripe delivery, record it, apply it.
+
+The hot path is lean on purpose: the body is read once with a streamed size limit, the HMAC
+is computed once per live secret, the JSON is decoded once, no Stripe object is built, and
+the database sees two short units of work (the delivery record, then the processing), each
+committed in a group with other requests' units.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from stripe_webhook_receiver import logs
+from stripe_webhook_receiver.database import DatabaseUnavailable
+from stripe_webhook_receiver.events import (
+    SUBSCRIPTION_UPDATED,
+    EventError,
+    parse_envelope,
+    parse_subscription,
+)
+from stripe_webhook_receiver.responses import (
+    DATABASE_UNAVAILABLE,
+    JSON,
+    error_response,
+    fixed_response,
+)
+from stripe_webhook_receiver.runtime import Runtime
+from stripe_webhook_receiver.secrets import WebhookConfig
+from stripe_webhook_receiver.signing import SignatureError, verify
+from stripe_webhook_receiver.store import Delivery, Outcome
+
+log = logs.get("deliveries")
+
+# Seconds a client may take to send its whole body before we give up on it.
+BODY_TIMEOUT = 10.0
+
+OUTCOME_BODIES = {outcome: fixed_response({"outcome": outcome.value}) for outcome in Outcome}
+RECEIPT_NOT_FOUND_BODY = fixed_response(
+    {
+        "error": {
+            "code": "receipt_not_found",
+            "message": "No receipt is registered for this subscription; register it with "
+            "`POST /v1/receipts` and Stripe's retry will succeed.",
+        }
+    }
+)
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past the limit while we read it."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, counting the bytes as they stream in, whatever Content-Length says."""
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(BODY_TIMEOUT):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def receive_webhook(request: Request) -> Response:
+    """Verify and apply one Stripe delivery.
+    ---
+    summary: Receive a Stripe `customer.subscription.updated` event
+    parameters:
+      - {name: namespace, in: path, required: true, schema: {type: string}}
+      - {name: name, in: path, required: true, schema: {type: string}}
+      - {name: Stripe-Signature, in: header, required: true, schema: {type: string}}
+    requestBody:
+      required: true
+      content: {application/json: {schema: {type: object}}}
+    responses:
+      "200": {description: "Applied, a duplicate, or older than the state held (ignored)."}
+      "400":
+        description: >-
+          The signature check failed, the event is unreadable, or it is not of type
+          customer.subscription.updated; the error code says which.
+      "404": {description: No such webhook is loaded.}
+      "408": {description: The body did not arrive in time.}
+      "413": {description: The body is larger than 1 MiB.}
+      "422": {description: "`receipt_not_found`: no receipt registered for the subscription yet."}
+      "503": {description: The database is unavailable.}
+    """
+    runtime: Runtime = request.app.state.runtime
+    params = request.path_params
+    webhook = f"{params['namespace']}/{params['name']}"
+    config = runtime.secrets.get(webhook)
+    if config is None:
+        runtime.metrics.deliveries.labels("unknown", "", "webhook_not_found").inc()
+        return error_response(
+            404,
+            "webhook_not_found",
+            "No webhook of this namespace and name is loaded; check the endpoint URL.",
+        )
+    try:
+        body = await read_body(request, runtime.settings.max_body_bytes)
+    except BodyTooLarge:
+        runtime.metrics.deliveries.labels(webhook, "", "payload_too_large").inc()
+        return error_response(
+            413, "payload_too_large", "The body is larger than 1 MiB; Stripe events are smaller."
+        )
+    except (TimeoutError, ClientDisconnect):
+        runtime.metrics.deliveries.labels(webhook, "", "request_timeout").inc()
+        return error_response(
+            408, "request_timeout", "The body did not arrive in time; send it again."
+        )
+    return await _handle(runtime, config, request.headers.get("stripe-signature"), body)
+
+
+async def _handle(
+    runtime: Runtime, config: WebhookConfig, header: str | None, body: bytes
+) -> Response:
+    started = time.perf_counter()
+    webhook = config.webhook
+    received = Delivery(webhook, int(time.time() * 1000))
+    try:
+        matched = verify(
+            body,
+            header,
+            config.signing_secrets,
+            now=datetime.now(UTC),
+            tolerance=runtime.settings.tolerance,
+        )
+    except SignatureError as exc:
+        runtime.metrics.verification_failures.labels(webhook, exc.reason).inc()
+        return await _reject(runtime, received, 400, exc.reason, exc.message)
+    received = Delivery(webhook, received.received_at_ms, fingerprint=matched.fingerprint)
+    try:
+        envelope = parse_envelope(body)
+        received = Delivery(
+            webhook,
+            received.received_at_ms,
+            envelope.event_id,
+            envelope.event_type,
+            fingerprint=matched.fingerprint,
+        )
+        if envelope.event_type != SUBSCRIPTION_UPDATED:
+            return await _reject(
+                runtime,
+                received,
+                400,
+                "unsupported_event_type",
+                f"Only `{SUBSCRIPTION_UPDATED}` events are accepted; set the endpoint's "
+                f"`enabled_events` to ['{SUBSCRIPTION_UPDATED}'].",
+            )
+        event = parse_subscription(envelope)
+    except EventError as exc:
+        return await _reject(runtime, received, 400, exc.code, exc.message)
+    received = Delivery(
+        webhook,
+        received.received_at_ms,
+        event.event_id,
+        SUBSCRIPTION_UPDATED,
+        event.state.subscription_id,
+        matched.fingerprint,
+    )
+    try:
+        if not runtime.migrated.is_set():
+            raise DatabaseUnavailable("The database schema is not migrated yet.")
+        delivery_id = await runtime.store.record_delivery(received, "received")
+        outcome = await runtime.store.process(delivery_id, webhook, event, body)
+    except DatabaseUnavailable as exc:
+        runtime.metrics.deliveries.labels(webhook, SUBSCRIPTION_UPDATED, "unavailable").inc()
+        _log(received, "database_unavailable", 503, started, error=type(exc).__name__)
+        return error_response(503, "database_unavailable", DATABASE_UNAVAILABLE)
+    runtime.metrics.deliveries.labels(webhook, SUBSCRIPTION_UPDATED, outcome.value).inc()
+    runtime.metrics.processing_seconds.observe(time.perf_counter() - started)
+    _log(received, outcome.value, outcome.status_code, started)
+    if outcome is Outcome.RECEIPT_NOT_FOUND:
+        return Response(RECEIPT_NOT_FOUND_BODY, status_code=422, media_type=JSON)
+    return Response(OUTCOME_BODIES[outcome], media_type=JSON)
+
+
+async def _reject(
+    runtime: Runtime, delivery: Delivery, status: int, code: str, message: str
+) -> Response:
+    """Record a refused delivery (best effort: the refusal stands without the database)."""
+    runtime.metrics.deliveries.labels(delivery.webhook, delivery.event_type or "", code).inc()
+    try:
+        if not runtime.migrated.is_set():
+            raise DatabaseUnavailable("The database schema is not migrated yet.")
+        await runtime.store.record_delivery(delivery, code, status)
+    except DatabaseUnavailable:
+        log.warning(
+            "A refused delivery could not be recorded: the database is unavailable.",
+            extra={"fields": {"webhook": delivery.webhook, "outcome": code}},
+        )
+    _log(delivery, code, status, None)
+    return error_response(status, code, message)
+
+
+def _log(
+    delivery: Delivery, outcome: str, status: int, started: float | None, error: str = ""
+) -> None:
+    fields: dict[str, object] = {
+        "webhook": delivery.webhook,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "subscription_id": delivery.subscription_id,
+        "secret_fingerprint": delivery.fingerprint,
+        "outcome": outcome,
+        "status": status,
+    }
+    if started is not None:
+        fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    if error:
+        fields["error"] = error
+    log.info("Delivery answered.", extra={"fields": fields})

@@ -1,0 +1,71 @@
+"""Prometheus metrics of one receiver, in a registry of its own (one per app instance).
+
+Label values come only from bounded sets: webhook names the receiver has loaded (never a
+path an unknown client sent), event types from verified events, fixed outcome and reason
+codes. No label ever carries a secret, a key or a payload.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "stripe_webhook_receiver"
+UNKNOWN_WEBHOOK = "unknown"
+
+
+class Metrics:
+    """The receiver's counters, histogram and gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter(
+            f"{PREFIX}_deliveries",
+            "Webhook deliveries answered, by webhook, event type and outcome.",
+            ["webhook", "type", "outcome"],
+            registry=self.registry,
+        )
+        self.verification_failures = Counter(
+            f"{PREFIX}_verification_failures",
+            "Deliveries whose Stripe-Signature did not verify, by webhook and reason.",
+            ["webhook", "reason"],
+            registry=self.registry,
+        )
+        self.processing_seconds = Histogram(
+            f"{PREFIX}_processing_seconds",
+            "Time from the end of the request body to the answer, for verified deliveries.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.secret_reloads = Counter(
+            f"{PREFIX}_secret_reloads",
+            "Times the secrets directory changed and was read again.",
+            registry=self.registry,
+        )
+        self.secret_reload_errors = Counter(
+            f"{PREFIX}_secret_reload_errors",
+            "Webhook files that could not be read at a reload, by file.",
+            ["file"],
+            registry=self.registry,
+        )
+        self.secret_files_broken = Gauge(
+            f"{PREFIX}_secret_files_broken",
+            "Webhook files that did not parse at the last reload (their last good set is kept).",
+            registry=self.registry,
+        )
+        self.webhooks_loaded = Gauge(
+            f"{PREFIX}_webhooks_loaded",
+            "Webhooks whose configuration is loaded.",
+            registry=self.registry,
+        )
+        self.receipts = Counter(
+            f"{PREFIX}_receipts",
+            "Receipt registrations, by webhook and result.",
+            ["webhook", "result"],
+            registry=self.registry,
+        )
+        self.replayed_deliveries = Counter(
+            f"{PREFIX}_replayed_deliveries",
+            "Deliveries held for a missing receipt and replayed when it was registered.",
+            ["webhook"],
+            registry=self.registry,
+        )

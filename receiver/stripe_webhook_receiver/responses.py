@@ -1,0 +1,34 @@
+"""JSON bodies the receiver answers with, errors in one shape: `{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+JSON = "application/json"
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """Return `content` as compact JSON."""
+    body = json.dumps(content, separators=(",", ":")).encode()
+    return Response(body, status_code=status_code, media_type=JSON)
+
+
+def error_response(
+    status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """Return the error body every endpoint uses."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return Response(body, status_code=status_code, media_type=JSON, headers=headers)
+
+
+def fixed_response(content: Any) -> bytes:
+    """Pre-encode a body answered often (the hot path does not serialize it again)."""
+    return json.dumps(content, separators=(",", ":")).encode()
+
+
+DATABASE_UNAVAILABLE = (
+    "The database is unavailable; the delivery was not processed and should be retried."
+)

@@ -1,0 +1,313 @@
+"""What the receiver keeps: deliveries, processed event ids, receipts and subscription state.
+
+Rules that make delivery safe with retries, duplicates and several replicas:
+- every delivery is recorded in a transaction of its own before it is processed;
+- an event is processed at most once per webhook: `processed_events` has the primary key
+  (webhook, event id) and processing inserts into it, so a second insert of the same id (a
+  retry, the other endpoint during a rotation, another replica at the same moment) finds
+  the row and does nothing. Never check-then-insert;
+- a subscription row is only ever replaced by an event with a greater ordering key (see
+  `events`), by a guarded upsert: the row lock taken by the upsert makes the guard hold
+  across replicas too;
+- a delivery for a subscription with no receipt keeps its verified payload, so that
+  registering the receipt replays it at once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from stripe_webhook_receiver.database import Database, Transaction
+from stripe_webhook_receiver.events import SubscriptionEvent, parse_envelope, parse_subscription
+
+BILLING_ISSUE_STATUSES = ("past_due", "unpaid")
+
+
+class Outcome(StrEnum):
+    """What processing a verified `customer.subscription.updated` event did."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    RECEIPT_NOT_FOUND = "receipt_not_found"
+
+    @property
+    def status_code(self) -> int:
+        return 422 if self is Outcome.RECEIPT_NOT_FOUND else 200
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST to a webhook URL, as recorded."""
+
+    webhook: str
+    received_at_ms: int
+    event_id: str | None = None
+    event_type: str | None = None
+    subscription_id: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptResult:
+    """What registering a receipt did: `conflict` names the case of another user's token."""
+
+    created: bool
+    conflict: bool
+    replayed: int
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    """A subscription's state as last applied."""
+
+    subscription_id: str
+    customer: str | None
+    status: str
+    product_id: str | None
+    price_id: str | None
+    current_period_start: int | None
+    current_period_end: int | None
+    cancel_at_period_end: bool
+    cancel_at: int | None
+    canceled_at: int | None
+    trial_start: int | None
+    trial_end: int | None
+    start_date: int | None
+    livemode: bool
+    billing_issues_since: int | None
+    order_created: int
+    updated_at: int
+
+
+SUBSCRIPTION_COLUMNS = (
+    "subscription_id, customer, status, product_id, price_id, current_period_start, "
+    "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_start, trial_end, "
+    "start_date, livemode, billing_issues_since, order_created, updated_at"
+)
+
+UPSERT_SUBSCRIPTION = """
+INSERT INTO subscriptions (
+    webhook, subscription_id, customer, status, product_id, price_id, current_period_start,
+    current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_start, trial_end,
+    start_date, livemode, billing_issues_since, order_created, order_period_end,
+    order_status_rank, order_event_id, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (webhook, subscription_id) DO UPDATE SET
+    customer = excluded.customer,
+    status = excluded.status,
+    product_id = excluded.product_id,
+    price_id = excluded.price_id,
+    current_period_start = excluded.current_period_start,
+    current_period_end = excluded.current_period_end,
+    cancel_at_period_end = excluded.cancel_at_period_end,
+    cancel_at = excluded.cancel_at,
+    canceled_at = excluded.canceled_at,
+    trial_start = excluded.trial_start,
+    trial_end = excluded.trial_end,
+    start_date = excluded.start_date,
+    livemode = excluded.livemode,
+    billing_issues_since = CASE WHEN excluded.billing_issues_since IS NULL THEN NULL
+        ELSE COALESCE(subscriptions.billing_issues_since, excluded.billing_issues_since) END,
+    order_created = excluded.order_created,
+    order_period_end = excluded.order_period_end,
+    order_status_rank = excluded.order_status_rank,
+    order_event_id = excluded.order_event_id,
+    updated_at = excluded.updated_at
+WHERE (subscriptions.order_created, subscriptions.order_period_end,
+       subscriptions.order_status_rank, subscriptions.order_event_id)
+    < (excluded.order_created, excluded.order_period_end,
+       excluded.order_status_rank, excluded.order_event_id)
+"""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _apply_event(tx: Transaction, webhook: str, event: SubscriptionEvent, now_ms: int) -> Outcome:
+    """Apply one verified event in the caller's transaction; the heart of the receiver."""
+    state = event.state
+    receipt = tx.execute(
+        "SELECT 1 FROM receipts WHERE webhook = ? AND subscription_id = ?",
+        (webhook, state.subscription_id),
+    ).fetchone()
+    if receipt is None:
+        return Outcome.RECEIPT_NOT_FOUND
+    inserted = tx.execute(
+        "INSERT INTO processed_events (webhook, event_id, processed_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (webhook, event_id) DO NOTHING",
+        (webhook, event.event_id, now_ms),
+    )
+    if inserted.rowcount == 0:
+        return Outcome.DUPLICATE
+    created, period_end, rank, event_id = event.order
+    issue_since = event.created if state.status in BILLING_ISSUE_STATUSES else None
+    upserted = tx.execute(
+        UPSERT_SUBSCRIPTION,
+        (
+            webhook,
+            state.subscription_id,
+            state.customer,
+            state.status,
+            state.product_id,
+            state.price_id,
+            state.current_period_start,
+            state.current_period_end,
+            int(state.cancel_at_period_end),
+            state.cancel_at,
+            state.canceled_at,
+            state.trial_start,
+            state.trial_end,
+            state.start_date,
+            int(state.livemode),
+            issue_since,
+            created,
+            period_end,
+            rank,
+            event_id,
+            now_ms,
+        ),
+    )
+    return Outcome.APPLIED if upserted.rowcount > 0 else Outcome.STALE
+
+
+class Store:
+    """The receiver's persistent state, on SQLite or PostgreSQL."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers a query."""
+        await self.database.run(lambda tx: tx.execute("SELECT 1").fetchone())
+
+    async def record_delivery(
+        self, delivery: Delivery, outcome: str, status_code: int | None = None
+    ) -> int:
+        """Record a delivery in a transaction of its own; return its id."""
+
+        def unit(tx: Transaction) -> int:
+            row = tx.execute(
+                "INSERT INTO deliveries (webhook, event_id, event_type, subscription_id, "
+                "outcome, status_code, secret_fingerprint, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    delivery.webhook,
+                    delivery.event_id,
+                    delivery.event_type,
+                    delivery.subscription_id,
+                    outcome,
+                    status_code,
+                    delivery.fingerprint,
+                    delivery.received_at_ms,
+                ),
+            ).fetchone()
+            return int(row[0])
+
+        return await self.database.run(unit)
+
+    async def process(
+        self, delivery_id: int, webhook: str, event: SubscriptionEvent, payload: bytes
+    ) -> Outcome:
+        """Apply `event` and write the outcome onto its delivery record, in one transaction.
+
+        A delivery whose subscription has no receipt keeps its payload for a replay.
+        """
+
+        def unit(tx: Transaction) -> Outcome:
+            outcome = _apply_event(tx, webhook, event, _now_ms())
+            kept = payload if outcome is Outcome.RECEIPT_NOT_FOUND else None
+            tx.execute(
+                "UPDATE deliveries SET outcome = ?, status_code = ?, payload = ? WHERE id = ?",
+                (outcome.value, outcome.status_code, kept, delivery_id),
+            )
+            return outcome
+
+        return await self.database.run(unit)
+
+    async def register_receipt(
+        self, webhook: str, app_user_id: str, subscription_id: str
+    ) -> ReceiptResult:
+        """Tie `subscription_id` to `app_user_id`, then replay the deliveries waiting for it."""
+
+        def unit(tx: Transaction) -> ReceiptResult:
+            now_ms = _now_ms()
+            inserted = tx.execute(
+                "INSERT INTO receipts (webhook, subscription_id, app_user_id, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (webhook, subscription_id) DO NOTHING",
+                (webhook, subscription_id, app_user_id, now_ms),
+            )
+            if inserted.rowcount == 0:
+                owner = tx.execute(
+                    "SELECT app_user_id FROM receipts WHERE webhook = ? AND subscription_id = ?",
+                    (webhook, subscription_id),
+                ).fetchone()
+                if owner is not None and owner[0] != app_user_id:
+                    return ReceiptResult(created=False, conflict=True, replayed=0)
+            replayed = _replay_waiting(tx, webhook, subscription_id, now_ms)
+            return ReceiptResult(created=inserted.rowcount > 0, conflict=False, replayed=replayed)
+
+        return await self.database.run(unit)
+
+    async def subscriber(
+        self, webhook: str, app_user_id: str
+    ) -> tuple[int | None, list[SubscriptionRow]]:
+        """Return when the user was first seen (ms, None if never) and their subscriptions."""
+
+        def unit(tx: Transaction) -> tuple[int | None, list[SubscriptionRow]]:
+            first = tx.execute(
+                "SELECT MIN(created_at) FROM receipts WHERE webhook = ? AND app_user_id = ?",
+                (webhook, app_user_id),
+            ).fetchone()
+            rows = tx.execute(
+                f"SELECT {', '.join('s.' + c for c in SUBSCRIPTION_COLUMNS.split(', '))} "  # noqa: S608 - fixed column names
+                "FROM receipts r JOIN subscriptions s ON s.webhook = r.webhook "
+                "AND s.subscription_id = r.subscription_id "
+                "WHERE r.webhook = ? AND r.app_user_id = ? ORDER BY s.subscription_id",
+                (webhook, app_user_id),
+            ).fetchall()
+            return (None if first[0] is None else int(first[0])), [_row(r) for r in rows]
+
+        return await self.database.run(unit)
+
+    async def prune(self, older_than_ms: int) -> int:
+        """Delete delivery records and processed event ids older than the retention period."""
+
+        def unit(tx: Transaction) -> int:
+            removed = tx.execute(
+                "DELETE FROM deliveries WHERE received_at < ?", (older_than_ms,)
+            ).rowcount
+            removed += tx.execute(
+                "DELETE FROM processed_events WHERE processed_at < ?", (older_than_ms,)
+            ).rowcount
+            return max(removed, 0)
+
+        return await self.database.run(unit)
+
+
+def _row(row: Any) -> SubscriptionRow:
+    values = list(row)
+    values[7] = bool(values[7])
+    values[13] = bool(values[13])
+    return SubscriptionRow(*values)
+
+
+def _replay_waiting(tx: Transaction, webhook: str, subscription_id: str, now_ms: int) -> int:
+    """Apply the stored payloads that waited for this subscription's receipt."""
+    waiting = tx.execute(
+        "SELECT id, payload FROM deliveries WHERE webhook = ? AND subscription_id = ? "
+        "AND payload IS NOT NULL ORDER BY id",
+        (webhook, subscription_id),
+    ).fetchall()
+    for delivery_id, payload in waiting:
+        event = parse_subscription(parse_envelope(bytes(payload)))
+        outcome = _apply_event(tx, webhook, event, now_ms)
+        tx.execute(
+            "UPDATE deliveries SET payload = NULL, replayed_at = ?, outcome = ? WHERE id = ?",
+            (now_ms, f"replayed_{outcome.value}", delivery_id),
+        )
+    return len(waiting)

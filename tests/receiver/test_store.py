@@ -1,0 +1,214 @@
+"""The store on SQLite: migrations, dedupe, ordering, receipts and their replay, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stripe_webhook_receiver.cli import main as cli_main
+from stripe_webhook_receiver.database import SqliteDatabase
+from stripe_webhook_receiver.events import STATUS_ORDER, parse_envelope, parse_subscription
+from stripe_webhook_receiver.migrations import LATEST, current_version_sync, migrate_sync
+from stripe_webhook_receiver.store import Delivery, Outcome, Store
+from tests.receiver.payloads import encode, subscription_event
+
+WEBHOOK = "billing/app"
+CREATED = 1_790_000_000
+
+
+class Harness:
+    """A migrated SQLite store driven from synchronous code through its own event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.database = SqliteDatabase(path)
+        migrate_sync(self.database)
+        self.store = Store(self.database)
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, awaitable: Any) -> Any:
+        return self.loop.run_until_complete(awaitable)
+
+    def deliver(self, event: dict[str, Any], webhook: str = WEBHOOK) -> Outcome:
+        body = encode(event)
+        parsed = parse_subscription(parse_envelope(body))
+        delivery = Delivery(
+            webhook,
+            int(time.time() * 1000),
+            parsed.event_id,
+            "customer.subscription.updated",
+            parsed.state.subscription_id,
+            "fp",
+        )
+        delivery_id = self.run(self.store.record_delivery(delivery, "received"))
+        outcome: Outcome = self.run(self.store.process(delivery_id, webhook, parsed, body))
+        return outcome
+
+    def subscription(self, sub: str, webhook: str = WEBHOOK) -> tuple[Any, ...] | None:
+        row = self.database.run_sync(
+            lambda tx: tx.execute(
+                "SELECT status, current_period_end, cancel_at_period_end, canceled_at, "
+                "price_id, order_event_id FROM subscriptions "
+                "WHERE webhook = ? AND subscription_id = ?",
+                (webhook, sub),
+            ).fetchone()
+        )
+        return None if row is None else tuple(row)
+
+    def close(self) -> None:
+        self.loop.close()
+        self.database.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path / "store.db")
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    h = Harness(tmp_path_factory.mktemp("store") / "shared.db")
+    yield h
+    h.close()
+
+
+def test_migrations_run_once_and_record_their_version(tmp_path: Path) -> None:
+    database = SqliteDatabase(tmp_path / "m.db")
+    try:
+        assert current_version_sync(database) == 0
+        assert migrate_sync(database) == list(range(1, LATEST + 1))
+        assert migrate_sync(database) == []
+        assert current_version_sync(database) == LATEST
+    finally:
+        database.close()
+    with sqlite3.connect(tmp_path / "m.db") as connection:
+        tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    assert {"deliveries", "processed_events", "receipts", "subscriptions"} <= tables
+    assert mode == "wal"
+
+
+def test_the_migrate_command_migrates_a_fresh_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    assert cli_main(["migrate", "--database-url", url]) == 0
+    with sqlite3.connect(tmp_path / "cli.db") as connection:
+        versions = [r[0] for r in connection.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, LATEST + 1))
+
+
+def test_an_event_is_applied_once_and_its_repeat_is_a_duplicate(harness: Harness) -> None:
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_dup"))
+    event = subscription_event("sub_dup", created=CREATED)
+    assert harness.deliver(event) is Outcome.APPLIED
+    assert harness.deliver(event) is Outcome.DUPLICATE
+    count = harness.database.run_sync(
+        lambda tx: tx.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+    )
+    assert count == 2
+
+
+def test_an_older_event_is_stale_and_changes_nothing(harness: Harness) -> None:
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_old"))
+    assert harness.deliver(subscription_event("sub_old", status="canceled", created=CREATED)) is (
+        Outcome.APPLIED
+    )
+    older = subscription_event("sub_old", status="active", created=CREATED - 60)
+    assert harness.deliver(older) is Outcome.STALE
+    state = harness.subscription("sub_old")
+    assert state is not None
+    assert state[0] == "canceled"
+
+
+def test_without_a_receipt_the_event_waits_and_the_receipt_replays_it(harness: Harness) -> None:
+    event = subscription_event("sub_wait", status="past_due", created=CREATED)
+    assert harness.deliver(event) is Outcome.RECEIPT_NOT_FOUND
+    assert harness.subscription("sub_wait") is None
+    result = harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_wait"))
+    assert (result.created, result.conflict, result.replayed) == (True, False, 1)
+    state = harness.subscription("sub_wait")
+    assert state is not None
+    assert state[0] == "past_due"
+    # Stripe's own retry of the same event now finds it done.
+    assert harness.deliver(event) is Outcome.DUPLICATE
+    again = harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_wait"))
+    assert (again.created, again.conflict, again.replayed) == (False, False, 0)
+
+
+def test_a_token_of_another_user_conflicts(harness: Harness) -> None:
+    harness.run(harness.store.register_receipt(WEBHOOK, "alice", "sub_c"))
+    result = harness.run(harness.store.register_receipt(WEBHOOK, "bob", "sub_c"))
+    assert result.conflict
+    # The same token under another webhook (another app) is that app's own business.
+    other = harness.run(harness.store.register_receipt("other/app", "bob", "sub_c"))
+    assert other.created
+
+
+def test_webhooks_do_not_see_each_others_subscriptions(harness: Harness) -> None:
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_iso"))
+    harness.deliver(subscription_event("sub_iso", created=CREATED))
+    _, rows = harness.run(harness.store.subscriber("other/app", "user"))
+    assert rows == []
+    _, rows = harness.run(harness.store.subscriber(WEBHOOK, "user"))
+    assert [r.subscription_id for r in rows] == ["sub_iso"]
+
+
+def test_retention_prunes_old_deliveries_and_event_ids(harness: Harness) -> None:
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_p"))
+    harness.deliver(subscription_event("sub_p", created=CREATED))
+    removed = harness.run(harness.store.prune(int(time.time() * 1000) + 1000))
+    assert removed == 2
+    assert harness.run(harness.store.prune(int(time.time() * 1000) + 1000)) == 0
+
+
+updates = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=5),  # created offset: collisions on purpose
+        st.integers(min_value=0, max_value=3),  # period offset
+        st.sampled_from(STATUS_ORDER),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=6,
+)
+counter = itertools.count()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(updates=updates, data=st.data())
+def test_any_order_of_the_same_updates_ends_in_the_state_of_the_newest(
+    shared: Harness, updates: list[tuple[int, int, str, bool]], data: st.DataObject
+) -> None:
+    sub = f"sub_prop{next(counter)}"
+    shared.run(shared.store.register_receipt(WEBHOOK, "user", sub))
+    events = [
+        subscription_event(
+            sub,
+            created=CREATED + created,
+            period_end=CREATED + 86400 * (1 + period),
+            status=status,
+            cancel_at_period_end=cancel,
+            price=f"price_{index}",
+            event_id=f"evt_{sub}_{index}",
+        )
+        for index, (created, period, status, cancel) in enumerate(updates)
+    ]
+    order = data.draw(st.permutations(events))
+    for event in order:
+        shared.deliver(event)
+    newest = max(events, key=lambda e: parse_subscription(parse_envelope(encode(e))).order)
+    state = shared.subscription(sub)
+    assert state is not None
+    assert state[0] == newest["data"]["object"]["status"]
+    assert state[4] == newest["data"]["object"]["items"]["data"][0]["price"]["id"]
+    assert state[5] == newest["id"]
+    assert bool(state[2]) == newest["data"]["object"]["cancel_at_period_end"]
