@@ -124,6 +124,12 @@ class ControlPlane:
     def __repr__(self) -> str:
         return f"ControlPlane(server={self.server!r}, workdir={str(self.workdir)!r})"
 
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def pids(self) -> list[int]:
         """PIDs of the processes started (each one leads its own process group)."""
         return [process.pid for process in self._processes if process.popen is not None]

@@ -138,6 +138,28 @@ def _absent(kubectl: Kubectl, *target: str) -> bool:
     return kubectl("get", *target, "--ignore-not-found", "-o=name").stdout.strip() == ""
 
 
+def test_default_service_account_exists_in_default_namespace(kubectl: Kubectl) -> None:
+    found = kubectl("get", "serviceaccount", "default", "--namespace=default", "-o=name")
+
+    assert found.stdout.strip() == "serviceaccount/default"
+
+
+def test_pod_is_admitted_in_a_namespace_just_created(kubectl: Kubectl, kube_namespace: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "app", "namespace": kube_namespace},
+        "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+    }
+
+    # Server-side dry run: admission runs in full, and no real cluster tries to pull the image.
+    admitted = kubectl(
+        "create", "--dry-run=server", "--filename=-", "-o=name", input=json.dumps(pod)
+    )
+
+    assert admitted.stdout.strip() == "pod/app"
+
+
 def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
     plane = ControlPlane(tmp_path / "kube").start()
     try:
