@@ -77,7 +77,14 @@ class StripeTarget:
                 "recurring": {"interval": interval},
             }
         )
-        customer = client.v1.customers.create(params={"email": "subscriber@example.test"})
+        # A test card as default payment method, so Stripe test mode accepts the subscription.
+        customer = client.v1.customers.create(
+            params={
+                "email": "subscriber@example.test",
+                "payment_method": "pm_card_visa",
+                "invoice_settings": {"default_payment_method": "pm_card_visa"},
+            }
+        )
         params: dict[str, Any] = {"customer": customer.id, "items": [{"price": price.id}]}
         if trial_end is not None:
             params["trial_end"] = trial_end
@@ -170,6 +177,10 @@ class StripeTarget:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{answer['in_progress']} deliveries still in progress")
             time.sleep(0.05)
+
+    def all_stats(self) -> list[dict[str, Any]]:
+        """The counters of every account the emulator has seen."""
+        return list(self._control("GET", "/_emulator/stats")["accounts"])
 
     def stats(self, api_key: str) -> dict[str, Any]:
         """API calls of the account by `METHOD /template`, plus `rate_limited` and

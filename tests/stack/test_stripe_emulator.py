@@ -329,3 +329,35 @@ def test_trial_ends_on_trial_end_now(stripe_emulator: StripeTarget) -> None:
     active = client.v1.subscriptions.update(sub.id, params={"trial_end": "now"})
     assert active.status == "active"
     assert active["items"].data[0].current_period_end < 2_000_000_000
+
+
+def test_create_checks_api_version_and_connect_sets_application(
+    stripe_emulator: StripeTarget,
+) -> None:
+    client = stripe_emulator.client(stripe_emulator.new_api_key())
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.webhook_endpoints.create(params=_endpoint_params(api_version="2025-99-99"))
+    assert raised.value.param == "api_version"
+    connected = client.v1.webhook_endpoints.create(
+        params=_endpoint_params(connect=True, api_version="2025-03-31.basil")
+    )
+    assert connected.application is not None
+    assert connected.api_version == "2025-03-31.basil"
+    assert client.v1.webhook_endpoints.create(params=_endpoint_params()).api_version is None
+
+
+def test_events_filter_by_type_and_created(stripe_emulator: StripeTarget) -> None:
+    api_key = stripe_emulator.new_api_key()
+    client = stripe_emulator.client(api_key)
+    sub = stripe_emulator.create_subscription(api_key)
+    client.v1.subscriptions.update(sub.id, params={"metadata": {"k": "v"}})
+    updated = client.v1.events.list(params={"type": "customer.subscription.updated"}).data
+    assert [e.type for e in updated] == ["customer.subscription.updated"]
+    assert updated[0].data.previous_attributes.to_dict() == {"metadata": {}}
+    wildcard = client.v1.events.list(params={"type": "customer.subscription.*"}).data
+    assert {e.type for e in wildcard} == {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+    }
+    future = client.v1.events.list(params={"created": {"gt": updated[0].created + 3600}})
+    assert future.data == []

@@ -6,14 +6,16 @@ from typing import Any
 
 from devstack.stripe_emulator.accounts import new_id, now
 from devstack.stripe_emulator.calls import Call, newest_first
+from devstack.stripe_emulator.errors import StripeError
 
 Answer = tuple[int, dict[str, Any]]
 _FIELDS = ("email", "name", "description", "phone")
 
 
 def create(call: Call) -> Answer:
-    """POST /v1/customers."""
-    call.allow(*_FIELDS, "metadata")
+    """POST /v1/customers; `payment_method` (a test token such as `pm_card_visa`) and
+    `invoice_settings[default_payment_method]` are kept as given, nothing is charged."""
+    call.allow(*_FIELDS, "metadata", "payment_method", "invoice_settings")
     customer: dict[str, Any] = {
         "id": new_id("cus", 14),
         "object": "customer",
@@ -22,6 +24,7 @@ def create(call: Call) -> Answer:
         "metadata": call.metadata(),
         "delinquent": False,
         "currency": None,
+        "invoice_settings": _invoice_settings(call),
     }
     for name in _FIELDS:
         customer[name] = call.string(name, nullable=True)
@@ -47,6 +50,21 @@ def update(call: Call) -> Answer:
     customer["metadata"] = call.metadata(customer["metadata"])
     call.emit("customer.updated", customer, before)
     return 200, customer
+
+
+def _invoice_settings(call: Call) -> dict[str, Any]:
+    settings = call.params.get("invoice_settings") or {}
+    if not isinstance(settings, dict):
+        raise StripeError.invalid_value("invoice_settings", "a hash")
+    for key in settings:
+        if key != "default_payment_method":
+            raise StripeError.unknown_parameter(f"invoice_settings[{key}]")
+    return {
+        "custom_fields": None,
+        "default_payment_method": settings.get("default_payment_method") or None,
+        "footer": None,
+        "rendering_options": None,
+    }
 
 
 def listing(call: Call) -> Answer:
