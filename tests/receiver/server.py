@@ -37,7 +37,16 @@ class ReceiverProcess:
 
     def start(self, *, ready: bool = True) -> ReceiverProcess:
         """Start it and wait for /readyz (or only /healthz when `ready` is false)."""
+        self.launch()
+        return self.wait(ready=ready)
+
+    def launch(self) -> ReceiverProcess:
+        """Start the process without waiting for it."""
         self.process.start()
+        return self
+
+    def wait(self, *, ready: bool = True) -> ReceiverProcess:
+        """Wait until it answers /readyz (or /healthz); report its log if it exits."""
         path = "/readyz" if ready else "/healthz"
 
         def answering() -> bool:
