@@ -115,10 +115,12 @@ class StripeTarget:
         method: str | None = None,
         count: int | None = 1,
         latency: float = 0.0,
+        answer_latency: float = 0.0,
         drop: str | None = None,
     ) -> str:
         """Make the next `count` matching requests of `api_key`'s account (of every account
-        when None) fail: `status` 429/500/502/503/504, `drop` 'before'/'after', `latency`."""
+        when None) fail: `status` 429/500/502/503/504, `drop` 'before'/'after' the request
+        runs, `latency` before it runs, `answer_latency` after it ran (before its answer)."""
         spec: dict[str, Any] = {
             "path_prefix": path_prefix,
             "method": method,
@@ -126,6 +128,7 @@ class StripeTarget:
             "should_retry": should_retry,
             "count": count,
             "latency": latency,
+            "answer_latency": answer_latency,
             "drop": drop,
         }
         if api_key is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -279,6 +280,28 @@ def test_latency_fault_delays_but_answers(stripe_emulator: StripeTarget) -> None
     with pytest.raises(httpx.ReadTimeout):
         _raw(stripe_emulator, api_key, "GET", "/v1/webhook_endpoints", timeout=0.1)
     assert stripe_emulator.client(api_key).v1.webhook_endpoints.list().data == []
+
+
+def test_answer_latency_runs_the_request_before_the_answer_is_lost(
+    stripe_emulator: StripeTarget,
+) -> None:
+    api_key = stripe_emulator.new_api_key()
+    stripe_emulator.inject_fault(api_key, answer_latency=0.5, method="POST")
+    with pytest.raises(httpx.ReadTimeout):
+        _raw(
+            stripe_emulator,
+            api_key,
+            "POST",
+            "/v1/webhook_endpoints",
+            data={"url": "http://127.0.0.1:9/x", "enabled_events[0]": EVENTS[0]},
+            timeout=0.1,
+        )
+    client = stripe_emulator.client(api_key)
+    deadline = time.monotonic() + 10
+    while not client.v1.webhook_endpoints.list().data:
+        assert time.monotonic() < deadline, "the create never ran"
+        time.sleep(0.05)
+    assert len(client.v1.webhook_endpoints.list().data) == 1
 
 
 def test_stats_count_calls_by_method_and_path_template(stripe_emulator: StripeTarget) -> None:

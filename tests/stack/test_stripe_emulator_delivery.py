@@ -223,3 +223,26 @@ def test_endpoint_disabled_as_stripe_would_stops_retries(
     )
     count = len(stripe_emulator.deliveries(api_key))
     assert len(stripe_emulator.wait_until_settled(api_key)) == count
+
+
+def test_a_burst_of_updates_is_delivered_once_each(
+    stripe_emulator: StripeTarget, sink: Sink
+) -> None:
+    api_key = stripe_emulator.new_api_key()
+    endpoint = _endpoint(stripe_emulator, api_key, sink.url("/burst"))
+    client = stripe_emulator.client(api_key)
+    subs = [stripe_emulator.create_subscription(api_key) for _ in range(3)]
+    for round_number in range(10):
+        for sub in subs:
+            client.v1.subscriptions.update(
+                sub.id, params={"metadata": {"round": str(round_number)}}
+            )
+    attempts = stripe_emulator.wait_until_settled(api_key)
+    assert len(attempts) == 30
+    assert {a["status"] for a in attempts} == {200}
+    assert len({a["event"] for a in attempts}) == 30
+    bodies = [r for r in sink.received if r.path == "/burst"]
+    events = [stripe.Webhook.construct_event(r.body, r.signature, endpoint.secret) for r in bodies]
+    assert sorted(e.id for e in events) == sorted(a["event"] for a in attempts)
+    rounds = {(e.data.object.id, e.data.object.metadata["round"]) for e in events}
+    assert len(rounds) == 30

@@ -102,6 +102,8 @@ class Emulator:
                     _fingerprint(method, path, params), status, body, request_id
                 )
             response = _answer(status, body, request_id, {"Stripe-Version": version})
+        if fault is not None and fault.answer_latency:
+            await asyncio.sleep(fault.answer_latency)
         if fault is not None and fault.drop == "after":
             await drop(request.scope)
         return response

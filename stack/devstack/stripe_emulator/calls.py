@@ -155,7 +155,13 @@ class Call:
         """Stripe's cursor pagination over `items` (newest first): limit, starting_after,
         ending_before, has_more."""
         limit = self.integer("limit", minimum=1)
-        limit = 10 if limit is None else min(limit, 100)
+        if limit is not None and limit > 100:
+            raise StripeError.invalid(
+                f"Invalid limit: must be between 1 and 100, not {limit}.",
+                param="limit",
+                code="parameter_invalid_integer",
+            )
+        limit = 10 if limit is None else limit
         after, before = self.string("starting_after"), self.string("ending_before")
         if after and before:
             raise StripeError.invalid(

@@ -1,7 +1,28 @@
 """`/_emulator/`: what is not Stripe's API — fault injection, delivery attempts, counters,
 and the dashboard actions (disable an endpoint as Stripe does, delete it, roll its secret).
 
-JSON in and out; errors are `{"error": {"message": ...}}` with 400 or 404.
+    GET    /_emulator/health                          {"ok": true, "pending_deliveries": n}
+    GET    /_emulator/stats                           {"accounts": [<stats>, ...]}
+    GET    /_emulator/accounts/{acct}/stats           {"account", "calls": {"POST /v1/...": n},
+                                                       "total", "rate_limited", "faults_served"}
+    POST   /_emulator/accounts/{acct}/stats/reset     zero the counters, answer the stats
+    GET    /_emulator/accounts/{acct}/deliveries      ?endpoint=we_&event=evt_&event_type=...
+           {"data": [{"sequence", "endpoint", "event", "event_type", "attempt", "status",
+                      "error", "time"}], "in_progress": n}
+    POST   /_emulator/faults                          {"path_prefix": "/v1/", "method": "POST",
+           "account": "acct_...", "status": 429|500|502|503|504, "should_retry": bool,
+           "latency": s, "answer_latency": s, "drop": "before"|"after", "count": n|null}
+           -> 201 {"id"}
+    GET    /_emulator/faults                          {"data": [<fault>, ...]}
+    DELETE /_emulator/faults?account=acct_...         remove them (all without `account`)
+    POST   /_emulator/webhook_endpoints/{id}/disable  status 'disabled', as Stripe does to
+                                                      an endpoint that keeps failing
+    DELETE /_emulator/webhook_endpoints/{id}          deleted as in the dashboard
+    POST   /_emulator/webhook_endpoints/{id}/roll_secret  {"expires_in": s} -> {"secret"}:
+           a new secret; the old ones keep signing (a second `v1`) for `expires_in` seconds
+
+An account id is what `GET /v1/account` answers for its API key. JSON in and out; errors are
+`{"error": {"message": ...}}` with 400 or 404.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ A fault matches requests by account (optional), method (optional) and path prefi
 `count` of them (or all, with `count` null). It can delay the request (`latency`), answer for
 it with a status (429 with or without `Stripe-Should-Retry`, 500, 503) in Stripe's error
 shape, or drop the TCP connection before the request runs (`drop: "before"`) or after it ran
-and its answer is lost (`drop: "after"`, the case idempotency keys exist for).
+and its answer is lost (`drop: "after"`, the case idempotency keys exist for). With
+`answer_latency` the request runs at once and its answer waits: a window in which to kill a
+client that has changed Stripe's state but not yet heard of it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Fault:
     status: int | None
     should_retry: bool | None
     latency: float
+    answer_latency: float
     drop: str | None
     remaining: int | None
     served: int = 0
@@ -68,6 +71,7 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
         "status",
         "should_retry",
         "latency",
+        "answer_latency",
         "drop",
         "count",
     }
@@ -80,8 +84,13 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
     drop = spec.get("drop")
     if drop is not None and drop not in DROPS:
         raise ValueError(f"`drop` must be one of {DROPS}, not {drop!r}")
-    if status is None and drop is None and not spec.get("latency"):
-        raise ValueError("a fault needs `status`, `drop` or `latency`")
+    if (
+        status is None
+        and drop is None
+        and not spec.get("latency")
+        and not spec.get("answer_latency")
+    ):
+        raise ValueError("a fault needs `status`, `drop`, `latency` or `answer_latency`")
     count = spec.get("count", 1)
     method = spec.get("method")
     return Fault(
@@ -92,6 +101,7 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
         status=status,
         should_retry=spec.get("should_retry"),
         latency=float(spec.get("latency") or 0.0),
+        answer_latency=float(spec.get("answer_latency") or 0.0),
         drop=drop,
         remaining=None if count is None else int(count),
     )
