@@ -53,3 +53,10 @@ DEFAULT_STRIPE_API_VERSION: Final = "2026-10-28.endive"
 # other value for the steps before the new endpoint is enabled.
 ROTATION_PHASE_IDLE: Final = "Idle"
 ROTATION_PHASE_OVERLAP: Final = "Overlap"
+
+# Added by the operator: the endpoint's secret version (so a replayed or leftover endpoint is
+# recognised), the release valve for a resource whose API key is gone, and the receiver's key.
+STRIPE_METADATA_SECRET_VERSION: Final = "k8s-secret-version"
+ANNOTATION_FORCE_DELETE: Final = f"{PREFIX}force-delete"
+FINALIZER: Final = f"{PREFIX}finalizer"
+DEFAULT_ENABLED_EVENTS: Final = (SUBSCRIPTION_UPDATED,)

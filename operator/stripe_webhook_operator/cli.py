@@ -1,0 +1,145 @@
+"""`stripe-webhook-operator`: run the operator (kopf, programmatically) with its metrics and
+health server."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import sys
+from collections.abc import Sequence
+
+import httpx
+import kopf
+from aiohttp import web
+
+from stripe_webhook_operator import constants as c
+from stripe_webhook_operator import handlers, kube, metrics
+from stripe_webhook_operator.accounts import AccountCache
+from stripe_webhook_operator.exceptions import ConfigurationError
+from stripe_webhook_operator.limiter import TokenBucket
+from stripe_webhook_operator.reconcile import Runtime, sweep_orphans
+from stripe_webhook_operator.settings import Settings, parse_settings
+from stripe_webhook_operator.stripe_api import StripeGateway
+
+logger = logging.getLogger(__name__)
+
+# The operator's own annotations change as it works; they must not count as user changes.
+OWN_ANNOTATIONS = (c.ANNOTATION_ENDPOINT_ID, c.ANNOTATION_PENDING_IDEMPOTENCY_KEY)
+
+
+def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
+    """Return kopf's settings: our finalizer and annotation prefix, watch timeouts short
+    enough that a silently dead watch stream is replaced, Events from our component."""
+    ops = kopf.OperatorSettings()
+    ops.persistence.finalizer = c.FINALIZER
+    ops.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    ops.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.GROUP,
+        key="last-handled-configuration",
+        ignored_fields=[("metadata", "annotations", key) for key in OWN_ANNOTATIONS],
+    )
+    ops.watching.server_timeout = int(settings.watch_server_timeout)  # the API wants an integer
+    ops.watching.client_timeout = settings.watch_client_timeout
+    ops.watching.connect_timeout = 10
+    ops.posting.level = logging.INFO
+    ops.posting.reporting_component = c.LABEL_MANAGED_BY_VALUE
+    ops.peering.mandatory = settings.peering is not None
+    ops.peering.clusterwide = settings.clusterwide
+    return ops
+
+
+def peering_priority(settings: Settings) -> int:
+    """Return this replica's peering priority: the flag's, else a random one (replicas with
+    equal priorities would all freeze)."""
+    if settings.priority is not None:
+        return settings.priority
+    return random.SystemRandom().randint(1, 2**31 - 1)
+
+
+async def start_health_server(
+    settings: Settings, ready: asyncio.Event, operator_task: asyncio.Task[None]
+) -> web.AppRunner:
+    """Serve /metrics and /healthz (alive while the kopf operator runs and is ready)."""
+
+    async def health(_request: web.Request) -> web.Response:
+        if ready.is_set() and not operator_task.done():
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "starting or stopped"}, status=503)
+
+    async def scrape(_request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/metrics", scrape)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+    return runner
+
+
+async def serve(settings: Settings) -> None:
+    """Run the operator until it is told to stop."""
+    kube_client = kube.Kube.from_configuration(kube.load_configuration())
+    cluster_id = settings.cluster_id or await kube_client.namespace_uid("kube-system")
+    gateway = StripeGateway(
+        settings.stripe_api_base,
+        TokenBucket(settings.stripe_rate, settings.stripe_burst),
+        max_retries=settings.stripe_max_retries,
+        timeout=settings.stripe_timeout,
+    )
+    http = httpx.AsyncClient(timeout=5.0)
+    rt = Runtime(settings, kube_client, gateway, http, cluster_id or "default")
+    rt.accounts = AccountCache(
+        gateway.list_endpoints,
+        ttl=settings.drift_interval * 0.8,
+        on_refresh=functools.partial(sweep_orphans, rt) if settings.orphan_sweep else None,
+    )
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, rt)
+    ready = asyncio.Event()
+    peering = settings.peering is not None
+    task = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            settings=kopf_settings(settings),
+            clusterwide=settings.clusterwide,
+            namespaces=list(settings.namespaces),
+            standalone=not peering,
+            peering_name=settings.peering,
+            priority=peering_priority(settings) if peering else None,
+            ready_flag=ready,
+        )
+    )
+    runner = await start_health_server(settings, ready, task)
+    logger.info(
+        "operator started",
+        extra={"cluster_id": rt.cluster_id, "namespaces": list(settings.namespaces) or "all"},
+    )
+    try:
+        await task
+    finally:
+        await runner.cleanup()
+        await http.aclose()
+        await kube_client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `stripe-webhook-operator` console script."""
+    try:
+        settings = parse_settings(sys.argv[1:] if argv is None else argv)
+    except ConfigurationError as exc:
+        print(f"stripe-webhook-operator: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    kopf.configure(
+        debug=settings.log_level == "DEBUG",
+        quiet=settings.log_level in {"WARNING", "ERROR"},
+        log_format=kopf.LogFormat.JSON,
+    )
+    # httpx logs every request URL at INFO; Stripe and API-server URLs hold no secret, but
+    # they drown the operator's own lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("stripe").setLevel(logging.WARNING)
+    asyncio.run(serve(settings))

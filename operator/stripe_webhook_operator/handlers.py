@@ -1,0 +1,67 @@
+"""kopf handlers: each a few lines that hand over to reconcile.py.
+
+Every StripeWebhook gets one daemon that does all of its work (create, rotate, correct drift)
+one pass at a time; change handlers and the Secret watch only wake it up. Nothing is returned
+from a handler: kopf would write it into status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from stripe_webhook_operator import constants as c
+from stripe_webhook_operator import reconcile
+from stripe_webhook_operator.exceptions import OperatorError
+from stripe_webhook_operator.reconcile import Runtime
+
+DELETION_RETRY = 10.0
+RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
+
+
+def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
+    """Register the operator's handlers in `registry`, bound to `rt`."""
+    # A registry of our own has no login handler; use the `kubernetes` client's credentials
+    # (in-cluster service account, else the kubeconfig), as kopf's default registry would.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    @kopf.daemon(*RESOURCE, registry=registry, id="webhook_loop", cancellation_timeout=5.0)
+    async def webhook_loop(
+        namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
+    ) -> None:
+        """When a StripeWebhook exists, reconcile it now and again after every wait."""
+        await reconcile.run_loop(rt, namespace or "", name, stopped)
+
+    @kopf.on.update(*RESOURCE, registry=registry, id="webhook_changed")
+    async def webhook_changed(namespace: str | None, name: str, **_: Any) -> None:
+        """When a StripeWebhook's spec, labels or annotations change, reconcile it at once."""
+        rt.wake(namespace or "", name)
+
+    @kopf.on.delete(*RESOURCE, registry=registry, id="webhook_deleted")
+    async def webhook_deleted(namespace: str | None, name: str, body: Any, **_: Any) -> None:
+        """When a StripeWebhook is deleted, apply its deletion policy before it goes."""
+        async with rt.lock(namespace or "", name):
+            try:
+                await reconcile.finalize(rt, body)
+            except OperatorError as exc:
+                raise kopf.TemporaryError(str(exc), delay=DELETION_RETRY) from exc
+
+    @kopf.index(*RESOURCE, registry=registry, id="api_key_secrets")
+    async def api_key_secrets(namespace: str | None, name: str, spec: Any, **_: Any) -> object:
+        """When a StripeWebhook is seen, index it by the Secret holding its API key."""
+        return {(namespace, str((spec.get("apiKeySecretRef") or {}).get("name"))): name}
+
+    @kopf.on.event("", "v1", "secrets", registry=registry, id="secret_event")
+    async def secret_event(
+        namespace: str | None, name: str, labels: Mapping[str, str], **kwargs: Any
+    ) -> None:
+        """When a Secret that a StripeWebhook reads or owns changes, reconcile that webhook."""
+        index: kopf.Index[tuple[str, str], str] = kwargs["api_key_secrets"]
+        for webhook in index.get((namespace or "", name), []):
+            rt.wake(namespace or "", webhook)
+        if labels.get(c.LABEL_MANAGED_BY) == c.LABEL_MANAGED_BY_VALUE:
+            owner = labels.get(c.LABEL_WEBHOOK_NAME)
+            if owner:
+                rt.wake(namespace or "", owner)

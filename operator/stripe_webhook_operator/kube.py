@@ -1,0 +1,334 @@
+"""The one place that reads and writes Kubernetes objects (besides kopf's own bookkeeping).
+
+Requests go over httpx with the credentials the `kubernetes` package loads (kubeconfig or the
+in-cluster service account), so bodies stay plain dicts and patches say their content type.
+Secrets are only ever patched key by key: two writers of different keys of the receiver's
+aggregated Secret never lose each other's update.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Mapping
+from typing import Any, cast
+
+import httpx
+import kopf
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from stripe_webhook_operator import constants as c
+from stripe_webhook_operator.exceptions import ApiKeyMissing, OperatorError, SecretConflict
+from stripe_webhook_operator.manifests import decode
+from stripe_webhook_operator.secret_value import SecretValue
+
+logger = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+Body = Mapping[str, Any]
+
+
+class KubernetesError(OperatorError):
+    """The API server refused a request the operator needed."""
+
+    reason = "KubernetesError"
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def load_configuration() -> k8s_client.Configuration:
+    """Return API server credentials: in-cluster if running in a pod, else the kubeconfig."""
+    configuration = k8s_client.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return configuration
+
+
+class _ConfigurationAuth(httpx.Auth):
+    """Send the bearer token of the configuration, refreshing it the way `kubernetes` does."""
+
+    def __init__(self, configuration: k8s_client.Configuration) -> None:
+        self._configuration = configuration
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        hook = getattr(self._configuration, "refresh_api_key_hook", None)
+        if hook is not None:
+            hook(self._configuration)
+        token = (self._configuration.api_key or {}).get("authorization")
+        if token:
+            prefix = (self._configuration.api_key_prefix or {}).get("authorization")
+            request.headers["Authorization"] = f"{prefix} {token}" if prefix else token
+        yield request
+
+
+def _ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext | bool:
+    if not configuration.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
+def webhook_path(namespace: str, name: str = "") -> str:
+    """Return the API path of StripeWebhooks in `namespace` (or of one of them)."""
+    base = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
+    return f"{base}/{name}" if name else base
+
+
+def secret_path(namespace: str, name: str = "") -> str:
+    """Return the API path of Secrets in `namespace` (or of one of them)."""
+    base = f"/api/v1/namespaces/{namespace}/secrets"
+    return f"{base}/{name}" if name else base
+
+
+def secret_body(
+    namespace: str, name: str, metadata: Mapping[str, Any], data: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """Return an Opaque Secret to create; keys whose value is None are left out."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, "namespace": namespace, **metadata},
+        "data": {k: v for k, v in data.items() if v is not None},
+    }
+
+
+class Kube:
+    """Async access to the few objects the operator touches."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    @classmethod
+    def from_configuration(cls, configuration: k8s_client.Configuration) -> Kube:
+        """Return a client for the API server of `configuration`."""
+        http = httpx.AsyncClient(
+            base_url=configuration.host,
+            verify=_ssl_context(configuration),
+            auth=_ConfigurationAuth(configuration),
+            timeout=30.0,
+        )
+        return cls(http)
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content_type: str | None = None,
+        params: Mapping[str, str] | None = None,
+        missing_ok: bool = False,
+    ) -> dict[str, Any] | None:
+        headers = {"Content-Type": content_type} if content_type else None
+        response = await self._http.request(method, path, json=json, headers=headers, params=params)
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("message", response.reason_phrase)
+            except ValueError:
+                detail = response.reason_phrase
+            raise KubernetesError(
+                f"{method} {path} failed with {response.status_code}: {detail}",
+                response.status_code,
+            )
+        result: dict[str, Any] = response.json()
+        return result
+
+    # StripeWebhook resources -------------------------------------------------------------
+
+    async def get_webhook(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return the StripeWebhook as the API server has it now, or None if it is gone."""
+        return await self._request("GET", webhook_path(namespace, name), missing_ok=True)
+
+    async def list_webhooks(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Return every StripeWebhook in `namespaces` (all namespaces when empty)."""
+        paths = (
+            [webhook_path(ns) for ns in namespaces]
+            if namespaces
+            else [f"/apis/{c.GROUP}/{c.VERSION}/{c.PLURAL}"]
+        )
+        items: list[dict[str, Any]] = []
+        for path in paths:
+            result = await self._request("GET", path, missing_ok=True)
+            items.extend((result or {}).get("items") or [])
+        return items
+
+    async def patch_webhook_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge `status` into the status subresource (None values remove fields)."""
+        return await self._request(
+            "PATCH",
+            webhook_path(namespace, name) + "/status",
+            json={"status": dict(status)},
+            content_type=MERGE_PATCH,
+            missing_ok=True,
+        )
+
+    async def patch_webhook_annotations(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> dict[str, Any] | None:
+        """Set (or, with None, remove) annotations on the StripeWebhook."""
+        return await self._request(
+            "PATCH",
+            webhook_path(namespace, name),
+            json={"metadata": {"annotations": dict(annotations)}},
+            content_type=MERGE_PATCH,
+            missing_ok=True,
+        )
+
+    # Secrets -----------------------------------------------------------------------------
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return a Secret, or None if it does not exist."""
+        return await self._request("GET", secret_path(namespace, name), missing_ok=True)
+
+    async def read_api_key(self, namespace: str, name: str, key: str) -> SecretValue:
+        """Return the Stripe API key of a StripeWebhook, or raise ApiKeyMissing saying why."""
+        secret = await self.get_secret(namespace, name)
+        if secret is None:
+            raise ApiKeyMissing(
+                f"Secret '{name}' named by `spec.apiKeySecretRef.name` does not exist in "
+                f"namespace '{namespace}'; create it with the Stripe API key under key '{key}'."
+            )
+        value = decode(secret.get("data"), key)
+        if value is None:
+            raise ApiKeyMissing(
+                f"Secret '{name}' has no key `{key}`; set `spec.apiKeySecretRef.key` to the key "
+                "that holds the Stripe API key."
+            )
+        return SecretValue(value.reveal().strip())
+
+    async def write_owned_secret(
+        self,
+        namespace: str,
+        name: str,
+        owner: Mapping[str, Any],
+        labels: Mapping[str, str],
+        data: Mapping[str, str | None],
+    ) -> None:
+        """Create or patch the per-webhook Secret; refuse to touch one owned by someone else."""
+        existing = await self.get_secret(namespace, name)
+        if existing is None:
+            metadata = {"labels": dict(labels), "ownerReferences": [dict(owner)]}
+            body = secret_body(namespace, name, metadata, data)
+            try:
+                await self._request("POST", secret_path(namespace), json=body)
+                return
+            except KubernetesError as exc:
+                if exc.status != 409:
+                    raise
+                existing = await self.get_secret(namespace, name)
+                if existing is None:
+                    raise
+        owners = existing.get("metadata", {}).get("ownerReferences") or []
+        if not any(ref.get("uid") == owner["uid"] for ref in owners):
+            raise SecretConflict(
+                f"Secret '{name}' already exists and is not owned by this StripeWebhook; "
+                "delete or rename it, or set `spec.secretName` to another name."
+            )
+        await self._request(
+            "PATCH",
+            secret_path(namespace, name),
+            json={"metadata": {"labels": dict(labels)}, "data": dict(data)},
+            content_type=MERGE_PATCH,
+        )
+
+    async def disown_secret(self, namespace: str, name: str, owner_uid: str) -> None:
+        """Remove the StripeWebhook's owner reference so the Secret outlives it (Orphan)."""
+        existing = await self.get_secret(namespace, name)
+        if existing is None:
+            return
+        owners = existing.get("metadata", {}).get("ownerReferences") or []
+        kept = [ref for ref in owners if ref.get("uid") != owner_uid]
+        if len(kept) == len(owners):
+            return
+        await self._request(
+            "PATCH",
+            secret_path(namespace, name),
+            json={"metadata": {"ownerReferences": kept or None}},
+            content_type=MERGE_PATCH,
+        )
+
+    async def get_receiver_entry(self, namespace: str, name: str, key: str) -> str | None:
+        """Return the base64 value of one key of the receiver's Secret, if present."""
+        secret = await self.get_secret(namespace, name)
+        return ((secret or {}).get("data") or {}).get(key)
+
+    async def put_receiver_entry(
+        self, namespace: str, name: str, key: str, value: str | None
+    ) -> None:
+        """Set (base64 `value`) or remove (None) one key of the receiver's aggregated Secret.
+
+        A merge patch of one key is applied by the API server on its latest copy, so writers of
+        different keys never overwrite each other; a create race (409) falls back to the patch.
+        """
+        patch = {"data": {key: value}}
+        for _attempt in range(5):
+            result = await self._request(
+                "PATCH",
+                secret_path(namespace, name),
+                json=patch,
+                content_type=MERGE_PATCH,
+                missing_ok=True,
+            )
+            if result is not None or value is None:
+                return
+            labels = {c.LABEL_MANAGED_BY: c.LABEL_MANAGED_BY_VALUE}
+            body = secret_body(namespace, name, {"labels": labels}, {key: value})
+            try:
+                await self._request("POST", secret_path(namespace), json=body)
+                return
+            except KubernetesError as exc:
+                if exc.status != 409:
+                    raise
+        raise KubernetesError(f"Secret '{namespace}/{name}' could not be written.", 409)
+
+    # Discovery and identity --------------------------------------------------------------
+
+    async def ready_addresses(self, namespace: str, service: str) -> list[tuple[str, int]]:
+        """Return (address, port) of every ready endpoint behind a Service's EndpointSlices."""
+        result = await self._request(
+            "GET",
+            f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+            params={"labelSelector": f"kubernetes.io/service-name={service}"},
+        )
+        addresses: list[tuple[str, int]] = []
+        for slice_ in (result or {}).get("items") or []:
+            ports = slice_.get("ports") or []
+            if not ports or ports[0].get("port") is None:
+                continue
+            port = int(ports[0]["port"])
+            for endpoint in slice_.get("endpoints") or []:
+                if (endpoint.get("conditions") or {}).get("ready") is False:
+                    continue
+                addresses.extend((address, port) for address in endpoint.get("addresses") or [])
+        return sorted(set(addresses))
+
+    async def namespace_uid(self, namespace: str) -> str | None:
+        """Return the uid of a namespace (the default cluster id is kube-system's)."""
+        result = await self._request("GET", f"/api/v1/namespaces/{namespace}", missing_ok=True)
+        return None if result is None else str(result["metadata"]["uid"])
+
+
+def post_event(body: Body, *, warning: bool, reason: str, message: str) -> None:
+    """Post a Kubernetes Event about the StripeWebhook (through kopf's queue)."""
+    kopf.event(
+        cast(kopf.Body, body),
+        type="Warning" if warning else "Normal",
+        reason=reason,
+        message=message,
+    )

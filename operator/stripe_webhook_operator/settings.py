@@ -1,0 +1,213 @@
+"""The operator's settings: command-line flags, each also an environment variable.
+
+Every flag `--some-flag` can be given as `STRIPE_WEBHOOK_OPERATOR_SOME_FLAG`; the flag wins.
+The receiver's namespace and Secret name also read the receiver's own variables
+(`STRIPE_WEBHOOK_RECEIVER_NAMESPACE`, `STRIPE_WEBHOOK_RECEIVER_SECRET_NAME`), so one Helm value
+feeds both programs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from stripe_webhook_operator.durations import parse_duration
+from stripe_webhook_operator.exceptions import ConfigurationError
+
+ENV_PREFIX: Final = "STRIPE_WEBHOOK_OPERATOR_"
+DEFAULT_STRIPE_API_BASE: Final = "https://api.stripe.com"
+DEFAULT_STRIPE_API_VERSION: Final = "2026-10-28.endive"
+DEFAULT_RECEIVER_SECRET_NAME: Final = "stripe-webhook-receiver-secrets"
+DEFAULT_OVERLAP_SECONDS: Final = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the operator is told at start; read once, passed explicitly."""
+
+    stripe_api_base: str = DEFAULT_STRIPE_API_BASE
+    receiver_url: str | None = None
+    receiver_service: tuple[str, str] | None = None
+    public_base_url: str | None = None
+    receiver_namespace: str = "default"
+    receiver_secret_name: str = DEFAULT_RECEIVER_SECRET_NAME
+    cluster_id: str | None = None
+    namespaces: tuple[str, ...] = ()
+    peering: str | None = None
+    priority: int | None = None
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - the pod's probe and scrape arrive from outside
+    metrics_port: int = 8080
+    drift_interval: float = 300.0
+    drift_jitter: float = 30.0
+    propagation_interval: float = 2.0
+    stripe_rate: float = 20.0
+    stripe_burst: int = 10
+    stripe_max_retries: int = 5
+    stripe_timeout: float = 30.0
+    watch_server_timeout: float = 60.0
+    watch_client_timeout: float = 90.0
+    log_level: str = "INFO"
+    orphan_sweep: bool = True
+    test_pause_after_create: float = 0.0
+
+    @property
+    def clusterwide(self) -> bool:
+        """Whether the operator watches every namespace (no `--namespace` given)."""
+        return not self.namespaces
+
+    @property
+    def handshake_configured(self) -> bool:
+        """Whether the readiness handshake with the receiver is on."""
+        return self.receiver_url is not None
+
+
+def _env(environ: Mapping[str, str], flag: str) -> str | None:
+    return environ.get(ENV_PREFIX + flag.upper().replace("-", "_"))
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """Return the argument parser; defaults come from `environ` so the flag always wins."""
+    parser = argparse.ArgumentParser(
+        prog="stripe-webhook-operator",
+        description="Keep Stripe webhook endpoints and their signing-secret Secrets in line "
+        "with StripeWebhook resources.",
+    )
+
+    def add(flag: str, default: str | None, help_text: str, **extra: object) -> None:
+        parser.add_argument(
+            f"--{flag}",
+            default=_env(environ, flag) if _env(environ, flag) is not None else default,
+            help=f"{help_text} (env {ENV_PREFIX}{flag.upper().replace('-', '_')})",
+            **extra,  # type: ignore[arg-type]
+        )
+
+    add("receiver-url", None, "base URL of the receiver for the readiness handshake")
+    add(
+        "receiver-service",
+        None,
+        "NAMESPACE/NAME of the receiver Service: every ready address of its EndpointSlices "
+        "must confirm a new secret",
+    )
+    add("public-base-url", None, "base URL of default endpoint URLs (+ /webhooks/NS/NAME)")
+    add(
+        "receiver-namespace",
+        environ.get("STRIPE_WEBHOOK_RECEIVER_NAMESPACE", environ.get("POD_NAMESPACE", "default")),
+        "namespace of the receiver's aggregated Secret",
+    )
+    add(
+        "receiver-secret-name",
+        environ.get("STRIPE_WEBHOOK_RECEIVER_SECRET_NAME", DEFAULT_RECEIVER_SECRET_NAME),
+        "name of the receiver's aggregated Secret",
+    )
+    add(
+        "cluster-id", None, "id tagged on endpoints for the orphan sweep (default: kube-system uid)"
+    )
+    add(
+        "namespace",
+        None,
+        "watch only these namespaces (comma-separated or repeated); default: all",
+        action="append",
+    )
+    add("peering", None, "kopf peering name: replicas with the same name share the work")
+    add("priority", None, "peering priority (default: random, distinct per replica)")
+    add("metrics-host", "0.0.0.0", "address of the /metrics and /healthz server")  # noqa: S104
+    add("metrics-port", "8080", "port of the /metrics and /healthz server")
+    add("drift-interval", "5m", "how often each webhook is compared with Stripe")
+    add("drift-jitter", "30s", "random delay before a webhook's first drift check")
+    add("propagation-interval", "2s", "how often the receiver is asked for a new secret")
+    add("stripe-rate", "20", "Stripe requests per second, across every webhook and account")
+    add("stripe-burst", "10", "Stripe requests allowed at once above the rate")
+    add("stripe-max-retries", "5", "retries of a Stripe call after a 429, 5xx or network error")
+    add("stripe-timeout", "30s", "timeout of one Stripe request")
+    add("watch-server-timeout", "60s", "server-side timeout of each Kubernetes watch")
+    add("watch-client-timeout", "90s", "client-side timeout of each Kubernetes watch")
+    add("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    add("orphan-sweep", "true", "delete endpoints tagged with this cluster whose resource is gone")
+    add(
+        "test-pause-after-create",
+        "0",
+        "TEST HOOK: pause between Stripe's create answer and the Secret write, so crash tests "
+        "can kill the operator exactly there; never set it in production",
+    )
+    return parser
+
+
+def _duration(flag: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"`--{flag}`: {exc}") from exc
+
+
+def _number(flag: str, text: str, kind: type[int] | type[float]) -> float:
+    try:
+        value = kind(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"`--{flag}` must be a number, not '{text}'.") from exc
+    if value < 0:
+        raise ConfigurationError(f"`--{flag}` must not be negative.")
+    return value
+
+
+def _service(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    namespace, _, name = text.partition("/")
+    if not namespace or not name:
+        raise ConfigurationError(
+            f"`--receiver-service` must be NAMESPACE/NAME, not '{text}'; write e.g. "
+            "'stripe-system/stripe-webhook-receiver'."
+        )
+    return namespace, name
+
+
+def _namespaces(values: Sequence[str] | str | None) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    items = [values] if isinstance(values, str) else list(values)
+    return tuple(sorted({ns.strip() for item in items for ns in item.split(",") if ns.strip()}))
+
+
+def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Return the Settings named by `argv` and `environ`, or raise ConfigurationError."""
+    env = os.environ if environ is None else environ
+    args = build_parser(env).parse_args(list(argv))
+    level = str(args.log_level).upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigurationError(
+            f"`--log-level` must be DEBUG, INFO, WARNING or ERROR, not '{level}'."
+        )
+    if args.receiver_service and not args.receiver_url:
+        raise ConfigurationError(
+            "`--receiver-service` needs `--receiver-url` too: the scheme and path of the "
+            "handshake come from it."
+        )
+    return Settings(
+        stripe_api_base=env.get("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE).rstrip("/"),
+        receiver_url=args.receiver_url.rstrip("/") if args.receiver_url else None,
+        receiver_service=_service(args.receiver_service),
+        public_base_url=args.public_base_url.rstrip("/") if args.public_base_url else None,
+        receiver_namespace=args.receiver_namespace,
+        receiver_secret_name=args.receiver_secret_name,
+        cluster_id=args.cluster_id or None,
+        namespaces=_namespaces(args.namespace),
+        peering=args.peering or None,
+        priority=int(_number("priority", args.priority, int)) if args.priority else None,
+        metrics_host=args.metrics_host,
+        metrics_port=int(_number("metrics-port", args.metrics_port, int)),
+        drift_interval=max(_duration("drift-interval", args.drift_interval), 0.5),
+        drift_jitter=_duration("drift-jitter", args.drift_jitter),
+        propagation_interval=max(_duration("propagation-interval", args.propagation_interval), 0.1),
+        stripe_rate=max(_number("stripe-rate", args.stripe_rate, float), 0.1),
+        stripe_burst=max(int(_number("stripe-burst", args.stripe_burst, int)), 1),
+        stripe_max_retries=int(_number("stripe-max-retries", args.stripe_max_retries, int)),
+        stripe_timeout=_duration("stripe-timeout", args.stripe_timeout),
+        watch_server_timeout=_duration("watch-server-timeout", args.watch_server_timeout),
+        watch_client_timeout=_duration("watch-client-timeout", args.watch_client_timeout),
+        log_level=level,
+        orphan_sweep=str(args.orphan_sweep).lower() in {"1", "true", "yes", "on"},
+        test_pause_after_create=_duration("test-pause-after-create", args.test_pause_after_create),
+    )
