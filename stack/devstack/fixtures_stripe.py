@@ -94,12 +94,20 @@ class StripeTarget:
 
     # --- emulator-only controls -------------------------------------------------------
 
-    def _control(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _emulator_account(self, api_key: str) -> str:
+        """The account id, for a control path; refused first when the target is Stripe."""
+        self._require_emulator("/_emulator/accounts")
+        return self.account_id(api_key)
+
+    def _require_emulator(self, path: str) -> None:
         if not self.emulated:
             raise EmulatorOnly(
                 f"`{path}` exists only on the Stripe emulator; unset STRIPE_TEST_API_KEY to "
                 "run this test against it."
             )
+
+    def _control(self, method: str, path: str, **kwargs: Any) -> Any:
+        self._require_emulator(path)
         response = httpx.request(method, self.base_url + path, timeout=10, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path} answered {response.status_code}: {response.text}")
@@ -132,11 +140,11 @@ class StripeTarget:
             "drop": drop,
         }
         if api_key is not None:
-            spec["account"] = self.account_id(api_key)
+            spec["account"] = self._emulator_account(api_key)
         return str(self._control("POST", "/_emulator/faults", json=spec)["id"])
 
     def clear_faults(self, api_key: str | None = None) -> None:
-        params = {} if api_key is None else {"account": self.account_id(api_key)}
+        params = {} if api_key is None else {"account": self._emulator_account(api_key)}
         self._control("DELETE", "/_emulator/faults", params=params)
 
     def deliveries(
@@ -148,7 +156,7 @@ class StripeTarget:
 
     def _deliveries(self, api_key: str, **filters: str | None) -> dict[str, Any]:
         params = {name: value for name, value in filters.items() if value}
-        path = f"/_emulator/accounts/{self.account_id(api_key)}/deliveries"
+        path = f"/_emulator/accounts/{self._emulator_account(api_key)}/deliveries"
         return dict(self._control("GET", path, params=params))
 
     def wait_for_deliveries(
@@ -188,10 +196,12 @@ class StripeTarget:
     def stats(self, api_key: str) -> dict[str, Any]:
         """API calls of the account by `METHOD /template`, plus `rate_limited` and
         `faults_served`."""
-        return dict(self._control("GET", f"/_emulator/accounts/{self.account_id(api_key)}/stats"))
+        path = f"/_emulator/accounts/{self._emulator_account(api_key)}/stats"
+        return dict(self._control("GET", path))
 
     def reset_stats(self, api_key: str) -> None:
-        self._control("POST", f"/_emulator/accounts/{self.account_id(api_key)}/stats/reset")
+        path = f"/_emulator/accounts/{self._emulator_account(api_key)}/stats/reset"
+        self._control("POST", path)
 
     def disable_endpoint(self, endpoint_id: str) -> None:
         """Disable an endpoint as Stripe does after its deliveries keep failing."""

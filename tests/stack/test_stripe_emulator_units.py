@@ -1,4 +1,5 @@
-"""Unit tests of the emulator's pure parts: Stripe's form decoding, signatures, shapes."""
+"""Unit tests of the emulator's pure parts (form decoding, signatures, shapes, limiter) and
+of the fixture's refusal to use emulator controls against Stripe test mode."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from devstack.fixtures_stripe import STRIPE_API, EmulatorOnly, StripeTarget
 from devstack.stripe_emulator import versions
 from devstack.stripe_emulator.errors import StripeError
 from devstack.stripe_emulator.forms import parse_form
@@ -96,3 +98,15 @@ def test_token_bucket_admits_a_burst_of_rate_then_refuses() -> None:
     admitted = [bucket.admit() for _ in range(6)]
     assert admitted[:5] == [True] * 5
     assert admitted[5] is False
+
+
+def test_against_stripe_test_mode_the_controls_refuse_before_any_request() -> None:
+    target = StripeTarget(STRIPE_API, test_key="sk_test_given")
+    assert target.new_api_key() == "sk_test_given"
+    assert not target.emulated
+    with pytest.raises(EmulatorOnly):
+        target.inject_fault("sk_test_given", status=500)
+    with pytest.raises(EmulatorOnly):
+        target.deliveries("sk_test_given")
+    with pytest.raises(EmulatorOnly):
+        target.disable_endpoint("we_123")
