@@ -15,6 +15,7 @@ import secrets
 import shutil
 import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,8 @@ import psycopg
 
 from benchmarks.events import PoolSpec
 from benchmarks.processes import process_tree_rss_kib
-from devstack.processes import REPO_ROOT, ManagedProcess, free_port, port_open, wait_until
+from devstack.postgres import PostgresServer
+from devstack.processes import REPO_ROOT, ManagedProcess, StackError, free_port, port_open
 
 NAMESPACE = "bench"
 NAME = "shop"
@@ -83,19 +85,23 @@ class Running:
     extra: dict[str, str] = field(default_factory=dict)
 
     def wait_ready(self) -> None:
+        """Wait until every process answers; fail at once, with its log, if one exits."""
+        deadline = time.monotonic() + START_TIMEOUT
         for process, port in zip(self.processes, self.ports, strict=True):
-            wait_until(
-                lambda p=process, n=port: p.check_alive() is None and self._answers(n),
-                timeout=START_TIMEOUT,
-                what=process.name,
-                interval=0.1,
-            )
+            while not self._answers(port):
+                process.check_alive()
+                if time.monotonic() > deadline:
+                    raise StackError(f"{process.name} not ready after {START_TIMEOUT:.0f} s")
+                time.sleep(0.1)
 
     def _answers(self, port: int) -> bool:
         if self.readiness_path is None:
             return port_open(port)
-        url = f"http://127.0.0.1:{port}{self.readiness_path}"
-        return httpx.get(url, timeout=2).status_code == 200
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{port}{self.readiness_path}", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200
 
     def rss_kib(self) -> int:
         """Resident memory of all server processes and their children now, in KiB."""
@@ -295,12 +301,12 @@ class OurReceiverPostgres(OurReceiver):
     key = "ours-pg1"
     label = "(5) ours, PostgreSQL, 1 replica"
 
-    def __init__(self, workdir: Path, placement: Placement, server: object) -> None:
+    def __init__(self, workdir: Path, placement: Placement, server: PostgresServer) -> None:
         super().__init__(workdir, placement)
         self.server = server
 
     def database_url(self, run: int) -> str:
-        return str(self.server.new_database())  # type: ignore[attr-defined]
+        return self.server.new_database()
 
     def stored(self, running: Running) -> int | None:
         with psycopg.connect(running.extra["database"]) as connection:

@@ -82,9 +82,8 @@ class KubeApi:
             crd = await self.request(
                 "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
             )
-            conditions = {
-                c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])
-            }
+            found = (crd.get("status") or {}).get("conditions") or []
+            conditions = {c["type"]: c["status"] for c in found}
             if conditions.get("Established") == "True":
                 return
             await asyncio.sleep(0.1)
@@ -100,7 +99,7 @@ class KubeApi:
 
 def is_ready(webhook: dict[str, Any]) -> bool:
     """Return whether the object's Ready condition is True."""
-    for condition in webhook.get("status", {}).get("conditions", []) or []:
+    for condition in (webhook.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
-            return condition.get("status") == "True"
+            return bool(condition.get("status") == "True")
     return False

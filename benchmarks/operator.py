@@ -65,6 +65,7 @@ class Options:
     drift_interval: float
     ready_timeout: float
     output: Path | None
+    load_at_start: str = ""
 
 
 @dataclass
@@ -517,7 +518,7 @@ def targets_table(rounds: Sequence[Round]) -> str:
 
 
 def document(rounds: Sequence[Round], options: Options, notes: Sequence[str], stack: Stack) -> str:
-    facts = report.machine_facts()
+    facts = report.machine_facts(options.load_at_start)
     versions = report.package_versions(["kopf", "kubernetes", "stripe", "httpx", "aiohttp"])
     versions.append(
         (
@@ -551,12 +552,8 @@ def document(rounds: Sequence[Round], options: Options, notes: Sequence[str], st
         "Peak RSS at 1,000 is extrapolated with a least-squares line through the peak RSS "
         "measured at each N.",
         "",
-        "### Machine and versions",
-        "",
-        report.facts_table(facts + versions),
+        *report.closing_sections(facts + versions, notes),
     ]
-    if notes:
-        parts += ["", "### Notes", "", *[f"- {note}" for note in notes]]
     return "\n".join(parts)
 
 
@@ -575,12 +572,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--drift-interval", type=float, default=None, help="seconds")
     parser.add_argument("--ready-timeout", type=float, default=900.0)
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=report.DOC_PATH,
-        help="Markdown file to write the section into; `-` to write nothing",
-    )
+    report.add_output_option(parser)
     args = parser.parse_args(argv)
     sizes = args.sizes or ("5" if args.quick else "10,100,500")
     return Options(
@@ -588,7 +580,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         operators=[name for name in args.operators.split(",") if name],
         drift_interval=args.drift_interval or (10.0 if args.quick else 30.0),
         ready_timeout=args.ready_timeout,
-        output=None if str(args.output) == "-" else args.output,
+        output=report.output_path(args.output),
+        load_at_start=report.load_text(),
     )
 
 
@@ -617,11 +610,7 @@ def main(argv: Sequence[str] | None = None) -> list[Round]:
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
         rounds, notes, stack = asyncio.run(run(options, Path(tmp)))
     section = document(rounds, options, notes, stack)
-    print()
-    print(section)
-    if options.output is not None:
-        written = report.replace_section(SECTION, section, options.output)
-        print(f"\nwritten to {written}")
+    report.publish(SECTION, section, options.output)
     return rounds
 
 

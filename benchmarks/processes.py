@@ -36,7 +36,8 @@ def children(pid: int) -> list[int]:
 
 def tree(pid: int) -> list[int]:
     """Return `pid` and all of its descendants."""
-    result, pending = [], [pid]
+    result: list[int] = []
+    pending = [pid]
     while pending and len(result) < 10_000:
         current = pending.pop()
         result.append(current)

@@ -51,7 +51,8 @@ from benchmarks.events import subscription_ids, write_pool
 from benchmarks.loadgen import result_from_json
 from benchmarks.measurements import LoadResult, Spread, ratio
 from benchmarks.wrk import run_wrk
-from devstack.processes import REPO_ROOT
+from devstack.postgres import PostgresServer
+from devstack.processes import REPO_ROOT, StackError
 
 SECTION = "receiver"
 WARMUP_SECONDS = 1.0
@@ -77,6 +78,7 @@ class Options:
     subscriptions: int
     only: set[str] | None
     output: Path | None
+    load_at_start: str = ""
 
 
 @dataclass
@@ -137,7 +139,9 @@ class Bench:
         target = self.workdir / f"pool-{name}.txt"
         return write_pool(config.pool_spec(self.subscriptions), size, target)
 
-    def load(self, config: Configuration, running: Running, seconds: float, connections: int):
+    def load(
+        self, config: Configuration, running: Running, seconds: float, connections: int
+    ) -> LoadResult:
         pool = self.pool(config, seconds, config.key)
         threads = len(running.ports)
         return run_wrk(
@@ -238,7 +242,7 @@ class Bench:
 
 
 def configurations(
-    workdir: Path, placement: Placement, only: set[str] | None, postgres: object | None
+    workdir: Path, placement: Placement, only: set[str] | None, postgres: PostgresServer | None
 ) -> tuple[list[Configuration], list[str]]:
     """Return the configurations that can run here, and notes on those that cannot."""
     notes: list[str] = []
@@ -272,11 +276,8 @@ def wants_postgres(only: set[str] | None) -> bool:
     return receiver_installed() and (not only or bool(only & {"ours-pg1", "ours-pg2"}))
 
 
-def start_postgres(workdir: Path, placement: Placement) -> object | None:
+def start_postgres(workdir: Path, placement: Placement) -> PostgresServer | None:
     """Start a PostgreSQL server for (5), pinned to the database CPU; None if not installed."""
-    from devstack.postgres import PostgresServer
-    from devstack.processes import StackError
-
     try:
         server = PostgresServer(workdir / "postgres").start()
     except StackError as exc:
@@ -436,7 +437,7 @@ def document(
     results: Results, configs: Sequence[Configuration], options: Options, placement: Placement
 ) -> str:
     """Return the Markdown section of docs/benchmarks.md for this run."""
-    facts = report.machine_facts()
+    facts = report.machine_facts(options.load_at_start)
     versions = report.package_versions(
         ["starlette", "uvicorn", "flask", "gunicorn", "stripe", "psycopg", "httpx"]
     )
@@ -467,12 +468,8 @@ def document(
         "",
         half_table(results, configs),
         "",
-        "### Machine and versions",
-        "",
-        report.facts_table(facts + versions),
+        *report.closing_sections(facts + versions, results.notes),
     ]
-    if results.notes:
-        parts += ["", "### Notes", "", *[f"- {note}" for note in results.notes]]
     return "\n".join(parts)
 
 
@@ -486,12 +483,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--only", default="", help="comma-separated keys: bare,naive,flask,ours-sqlite,..."
     )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=report.DOC_PATH,
-        help="Markdown file to write the section into; `-` to write nothing",
-    )
+    report.add_output_option(parser)
     args = parser.parse_args(argv)
     quick = args.quick
     return Options(
@@ -500,7 +492,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         connections=args.connections,
         subscriptions=min(args.subscriptions, 32) if quick else args.subscriptions,
         only={key for key in args.only.split(",") if key} or None,
-        output=None if str(args.output) == "-" else args.output,
+        output=report.output_path(args.output),
+        load_at_start=report.load_text(),
     )
 
 
@@ -518,13 +511,9 @@ def main(argv: Sequence[str] | None = None) -> Results:
             results = bench.run(configs)
         finally:
             if postgres is not None:
-                postgres.stop()  # type: ignore[attr-defined]
+                postgres.stop()
     section = document(results, configs, options, placement)
-    print()
-    print(section)
-    if options.output is not None:
-        written = report.replace_section(SECTION, section, options.output)
-        print(f"\nwritten to {written}")
+    report.publish(SECTION, section, options.output)
     return results
 
 

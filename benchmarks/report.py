@@ -6,6 +6,7 @@ docs/benchmarks.md holds one section per benchmark between `<!-- NAME:begin -->`
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib.metadata
 import math
@@ -91,15 +92,23 @@ def git_commit() -> str:
     return _command_output(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
 
 
-def machine_facts() -> list[tuple[str, str]]:
-    """Return what a reader needs to weigh the figures: CPU, cores, memory, kernel, load."""
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+def load_text() -> str:
+    """Return the 1, 5 and 15 minute load averages now."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def machine_facts(load_at_start: str) -> list[tuple[str, str]]:
+    """Return what a reader needs to weigh the figures: CPU, cores, memory, kernel, load.
+
+    The machine is shared: the load averages say how busy it was besides the benchmark.
+    """
     return [
         ("CPU", f"{cpu_model()}, {len(os.sched_getaffinity(0))} usable CPUs"),
         ("Memory", memory_total()),
         ("Kernel", f"{platform.system()} {platform.release()}"),
-        ("Load average at start (1, 5, 15 min)", load),
-        ("Date (UTC)", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")),
+        ("Load average (1, 5, 15 min) at start", load_at_start),
+        ("Load average (1, 5, 15 min) at end", load_text()),
+        ("Date (UTC), end of run", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")),
         ("Commit", git_commit()),
     ]
 
@@ -144,3 +153,33 @@ def verdict(met: bool | None) -> str:
     if met is None:
         return "not measured"
     return "met" if met else "**missed**"
+
+
+def add_output_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--output FILE` (default docs/benchmarks.md; `-` writes nothing)."""
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DOC_PATH,
+        help="Markdown file to write the section into; `-` to write nothing",
+    )
+
+
+def output_path(value: Path) -> Path | None:
+    return None if str(value) == "-" else value
+
+
+def closing_sections(facts: Sequence[tuple[str, str]], notes: Sequence[str]) -> list[str]:
+    """Return the lines of the `Machine and versions` and `Notes` subsections."""
+    lines = ["### Machine and versions", "", facts_table(facts)]
+    if notes:
+        lines += ["", "### Notes", "", *[f"- {note}" for note in notes]]
+    return lines
+
+
+def publish(name: str, section: str, output: Path | None) -> None:
+    """Print `section` and, unless `output` is None, write it as section `name` there."""
+    print()
+    print(section)
+    if output is not None:
+        print(f"\nwritten to {replace_section(name, section, output)}")
