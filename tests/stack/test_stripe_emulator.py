@@ -384,3 +384,25 @@ def test_events_filter_by_type_and_created(stripe_emulator: StripeTarget) -> Non
     }
     future = client.v1.events.list(params={"created": {"gt": updated[0].created + 3600}})
     assert future.data == []
+
+
+def test_replay_returns_the_saved_answer_not_the_current_object(
+    stripe_emulator: StripeTarget,
+) -> None:
+    api_key = stripe_emulator.new_api_key()
+    headers = {"Idempotency-Key": "product-1"}
+    first = _raw(
+        stripe_emulator, api_key, "POST", "/v1/products", data={"name": "Old"}, headers=headers
+    )
+    product_id = first.json()["id"]
+    stripe_emulator.client(api_key).v1.products.update(product_id, params={"name": "New"})
+    again = _raw(
+        stripe_emulator, api_key, "POST", "/v1/products", data={"name": "Old"}, headers=headers
+    )
+    assert again.json()["name"] == "Old"
+    assert again.json()["id"] == product_id
+    elsewhere = _raw(
+        stripe_emulator, api_key, "POST", "/v1/customers", data={"name": "Old"}, headers=headers
+    )
+    assert elsewhere.status_code == 400
+    assert elsewhere.json()["error"]["type"] == "idempotency_error"

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import copy
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from devstack.stripe_emulator.delivery import Deliverer
 from devstack.stripe_emulator.errors import StripeError
 from devstack.stripe_emulator.faults import FaultBook
 from devstack.stripe_emulator.forms import parse_form
-from devstack.stripe_emulator.routes import resolve
+from devstack.stripe_emulator.routes import ApiRoute, resolve
 from devstack.stripe_emulator.settings import Settings
 
 
@@ -59,54 +60,58 @@ class Emulator:
         account = self.registry.open(_api_key(request))
         method, path = request.method, request.url.path
         found = resolve(method, path)
-        template = found[0].template if found else "(unrecognized)"
-        account.calls[f"{method} {template}"] += 1
+        account.calls[f"{method} {found[0].template if found else '(unrecognized)'}"] += 1
         fault = self.faults.take(account.id, method, path)
         if fault is not None:
             account.faults_served += 1
-            if fault.latency:
-                await asyncio.sleep(fault.latency)
+            await asyncio.sleep(fault.latency)
             if fault.drop == "before":
                 await drop(request.scope)
-                return Response(status_code=500)
+                return Response(status_code=500)  # goes nowhere: the connection is gone
             error = fault.error()
             if error is not None:
                 raise error
-        if account.limiter is not None and not account.limiter.admit():
-            account.rate_limited += 1
-            raise StripeError(
-                429,
-                "invalid_request_error",
-                "Request rate limit exceeded for this account; slow down and retry with backoff.",
-                code="rate_limit",
-            )
+        _admit(account)
         if found is None:
             raise StripeError(
                 404,
                 "invalid_request_error",
                 f"Unrecognized request URL ({method}: {path}); check the path and method.",
             )
-        route, ids = found
+        response = await self._execute(request, request_id, account, *found)
+        if fault is not None:
+            await asyncio.sleep(fault.answer_latency)
+            if fault.drop == "after":
+                await drop(request.scope)
+        return response
+
+    async def _execute(
+        self,
+        request: Request,
+        request_id: str,
+        account: Account,
+        route: ApiRoute,
+        ids: dict[str, str],
+    ) -> Response:
+        method, path = request.method, request.url.path
         params = parse_form(request.url.query)
         if method == "POST":
             params.update(parse_form((await request.body()).decode("utf-8", "replace")))
         version = request.headers.get("stripe-version") or account.default_api_version
         versions.check_api_version(version, param="Stripe-Version")
         key = request.headers.get("idempotency-key") if method == "POST" else None
-        response = self._replay(account, key, method, path, params)
-        if response is None:
-            call = Call(account, params, ids, version, request_id, key, self.deliverer.dispatch)
-            status, body = route.handler(call)
-            if key is not None:
-                account.idempotency[key] = SavedResponse(
-                    _fingerprint(method, path, params), status, body, request_id
-                )
-            response = _answer(status, body, request_id, {"Stripe-Version": version})
-        if fault is not None and fault.answer_latency:
-            await asyncio.sleep(fault.answer_latency)
-        if fault is not None and fault.drop == "after":
-            await drop(request.scope)
-        return response
+        replayed = self._replay(account, key, method, path, params)
+        if replayed is not None:
+            return replayed
+        # From the replay check to the save nothing awaits, so two requests with one key
+        # cannot both run the handler.
+        call = Call(account, params, ids, version, request_id, key, self.deliverer.dispatch)
+        status, body = route.handler(call)
+        if key is not None:
+            account.idempotency[key] = SavedResponse(
+                _fingerprint(method, path, params), status, copy.deepcopy(body), request_id
+            )
+        return _answer(status, body, request_id, {"Stripe-Version": version})
 
     def _replay(
         self, account: Account, key: str | None, method: str, path: str, params: dict[str, Any]
@@ -130,6 +135,17 @@ class Emulator:
             )
         headers = {"Idempotent-Replayed": "true", "Original-Request": saved.request_id}
         return _answer(saved.status, saved.body, new_id("req", 14), headers)
+
+
+def _admit(account: Account) -> None:
+    if account.limiter is not None and not account.limiter.admit():
+        account.rate_limited += 1
+        raise StripeError(
+            429,
+            "invalid_request_error",
+            "Request rate limit exceeded for this account; slow down and retry with backoff.",
+            code="rate_limit",
+        )
 
 
 def _api_key(request: Request) -> str:
