@@ -6,11 +6,13 @@ subscription item. We read either. The product and price come from the first ite
 one whose period we take.
 
 Events can arrive in any order and more than once. Each event carries an ordering key; the
-store applies an event only when its key is greater than the one last applied for that
-subscription. The key is the event's `created` second first; events created in the same
-second are ordered by what the subscription itself says (a later period end is newer, and a
-status further along the lifecycle is newer), then by event id so that any order of the
-same events ends in one state.
+store applies an event only when its key is at least the one last applied for that
+subscription (a repeat of one event never gets that far: it is deduplicated first). The key
+is the event's `created` second first; events created in the same second are ordered by what
+the subscription itself says (a later period end is newer, and a status further along the
+lifecycle is newer). Events that tie on all of that carry no sign of which is newer; the one
+that arrives last wins, which is right whenever Stripe delivers them in order, as it
+nearly always does. Event ids are random and say nothing about order.
 """
 
 from __future__ import annotations
@@ -84,13 +86,12 @@ class SubscriptionEvent:
     state: SubscriptionState
 
     @property
-    def order(self) -> tuple[int, int, int, str]:
+    def order(self) -> tuple[int, int, int]:
         """The ordering key: newer events have greater keys (see the module docstring)."""
         return (
             self.created,
             self.state.current_period_end or 0,
             STATUS_RANK.get(self.state.status, 0),
-            self.event_id,
         )
 
 

@@ -118,9 +118,8 @@ ON CONFLICT (webhook, subscription_id) DO UPDATE SET
     order_event_id = excluded.order_event_id,
     updated_at = excluded.updated_at
 WHERE (subscriptions.order_created, subscriptions.order_period_end,
-       subscriptions.order_status_rank, subscriptions.order_event_id)
-    < (excluded.order_created, excluded.order_period_end,
-       excluded.order_status_rank, excluded.order_event_id)
+       subscriptions.order_status_rank)
+    <= (excluded.order_created, excluded.order_period_end, excluded.order_status_rank)
 """
 
 
@@ -144,7 +143,7 @@ def _apply_event(tx: Transaction, webhook: str, event: SubscriptionEvent, now_ms
     )
     if inserted.rowcount == 0:
         return Outcome.DUPLICATE
-    created, period_end, rank, event_id = event.order
+    created, period_end, rank = event.order
     issue_since = event.created if state.status in BILLING_ISSUE_STATUSES else None
     upserted = tx.execute(
         UPSERT_SUBSCRIPTION,
@@ -168,7 +167,7 @@ def _apply_event(tx: Transaction, webhook: str, event: SubscriptionEvent, now_ms
             created,
             period_end,
             rank,
-            event_id,
+            event.event_id,
             now_ms,
         ),
     )

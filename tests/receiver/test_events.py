@@ -52,7 +52,7 @@ def test_an_expanded_product_object_gives_its_id() -> None:
 
 
 def test_ordering_key_prefers_created_then_period_then_status() -> None:
-    def key(**kw: object) -> tuple[int, int, int, str]:
+    def key(**kw: object) -> tuple[int, int, int]:
         event = subscription_event("sub_o", event_id="evt_same", **kw)  # type: ignore[arg-type]
         return parse_subscription(parse_envelope(encode(event))).order
 

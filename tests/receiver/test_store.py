@@ -170,6 +170,23 @@ def test_retention_prunes_old_deliveries_and_event_ids(harness: Harness) -> None
     assert harness.run(harness.store.prune(int(time.time() * 1000) + 1000)) == 0
 
 
+@pytest.mark.parametrize("first", [0, 1])
+def test_updates_that_tie_on_the_ordering_key_end_in_the_last_to_arrive(
+    harness: Harness, first: int
+) -> None:
+    sub = f"sub_tie{first}"
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", sub))
+    events = [
+        subscription_event(sub, created=CREATED, period_end=CREATED + 9, price=f"price_{i}")
+        for i in range(2)
+    ]
+    harness.deliver(events[first])
+    assert harness.deliver(events[1 - first]) is Outcome.APPLIED
+    state = harness.subscription(sub)
+    assert state is not None
+    assert state[4] == f"price_{1 - first}"
+
+
 updates = st.lists(
     st.tuples(
         st.integers(min_value=0, max_value=5),  # created offset: collisions on purpose
@@ -179,6 +196,8 @@ updates = st.lists(
     ),
     min_size=1,
     max_size=6,
+    # Updates that tie on the whole ordering key have no newest; see the test below.
+    unique_by=lambda update: update[:3],
 )
 counter = itertools.count()
 

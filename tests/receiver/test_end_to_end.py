@@ -1,0 +1,110 @@
+"""End to end on the local stack: a subscription updated at the Stripe emulator is delivered,
+signed, to the receiver and shows in the subscriber API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.fixtures_stripe import StripeTarget
+from devstack.processes import wait_until
+from stripe_webhook_receiver.subscribers import rfc3339
+from tests.receiver.layout import project, webhook_file
+from tests.receiver.server import ReceiverProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReceiverProcess, Path]]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    secrets_dir = workdir / "secrets"
+    project(secrets_dir, {})
+    process = ReceiverProcess(workdir, secrets_dir, f"sqlite:///{workdir}/r.db").start()
+    yield process, secrets_dir
+    process.stop()
+    assert "Traceback" not in process.log()
+
+
+def subscriber(url: str, user: str, auth: dict[str, str]) -> dict[str, Any]:
+    document: dict[str, Any] = httpx.get(f"{url}/v1/subscribers/{user}", headers=auth).json()
+    return document["subscriber"]
+
+
+@pytest.mark.parametrize("api_version", ["2024-12-18.acacia", "2025-03-31.basil"])
+def test_an_emulator_update_reaches_the_subscriber_api(
+    stripe_emulator: StripeTarget, receiver: tuple[ReceiverProcess, Path], api_version: str
+) -> None:
+    process, secrets_dir = receiver
+    api_key = stripe_emulator.new_api_key()
+    client = stripe_emulator.client(api_key)
+    name = api_version.split(".")[1]
+    receipts_key = f"rk_end_to_end_{name}"  # each app has a key of its own
+    auth = {"Authorization": f"Bearer {receipts_key}"}
+    endpoint = client.v1.webhook_endpoints.create(
+        params={
+            "url": f"{process.url}/webhooks/e2e/{name}",
+            "enabled_events": ["customer.subscription.updated"],
+            "api_version": api_version,
+        }
+    )
+    assert endpoint.secret
+    subscription = stripe_emulator.create_subscription(api_key, product_name=f"Premium {name}")
+    product = subscription["items"]["data"][0]["price"]["product"]
+    filename, content = webhook_file(
+        f"e2e/{name}",
+        [(endpoint.secret, None)],
+        receipts_key,
+        endpoint_id=endpoint.id,
+        entitlements={"premium": [product]},
+    )
+    existing = {p.name: p.read_bytes() for p in secrets_dir.glob("*.json")}
+    project(secrets_dir, {**existing, filename: content})
+    wait_until(
+        lambda: httpx.get(f"{process.url}/readyz/webhooks/e2e/{name}").status_code == 200,
+        timeout=10,
+        what="the webhook file loaded",
+    )
+
+    # An update before the app registered the receipt: answered 422, kept for a replay.
+    client.v1.subscriptions.update(subscription.id, params={"metadata": {"step": "1"}})
+    attempts = stripe_emulator.wait_for_deliveries(
+        api_key, lambda found: any(a["status"] == 422 for a in found), endpoint=endpoint.id
+    )
+    assert all(a["event_type"] == "customer.subscription.updated" for a in attempts)
+
+    user = f"user-{name}"
+    registered = httpx.post(
+        f"{process.url}/v1/receipts",
+        json={"app_user_id": user, "fetch_token": subscription.id},
+        headers=auth,
+    )
+    assert registered.status_code == 201
+    replayed = registered.json()["subscriber"]
+    assert replayed["subscriptions"][product]["status"] == "active"
+    assert replayed["subscriptions"][product]["cancel_at_period_end"] is False
+    assert set(replayed["entitlements"]) == {"premium"}
+
+    client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
+    wait_until(
+        lambda: subscriber(process.url, user, auth)["subscriptions"][product][
+            "cancel_at_period_end"
+        ],
+        timeout=20,
+        what="the cancellation applied",
+    )
+    state = subscriber(process.url, user, auth)
+    assert state["subscriptions"][product]["unsubscribe_detected_at"] is not None
+    assert state["entitlements"]["premium"]["product_identifier"] == product
+    # stripe-python speaks a version from basil on: the period is on the item.
+    period_end = subscription.to_dict()["items"]["data"][0]["current_period_end"]
+    assert state["subscriptions"][product]["expires_date"] == rfc3339(period_end)
+
+    final = stripe_emulator.wait_for_deliveries(
+        api_key, lambda found: any(a["status"] == 200 for a in found), endpoint=endpoint.id
+    )
+    assert {a["status"] for a in final} <= {200, 422}
