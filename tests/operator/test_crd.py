@@ -1,6 +1,7 @@
 """The StripeWebhook CRD: its file and examples (unit), and what a real API server makes of
 them (integration): accepted, defaulted, every invalid example refused with its message,
-`spec.secretName` immutable, descriptions in `kubectl explain`, printer columns in `get`."""
+`spec.secretName` immutable, descriptions in `kubectl explain`, printer columns in `get`.
+The CRD is applied once per session by the `stripewebhook_crd` fixture (conftest.py)."""
 
 from __future__ import annotations
 
@@ -158,14 +159,6 @@ def test_invalid_example_parses_and_names_its_expected_message(path: Path) -> No
 # --- integration: a real API server -----------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def installed_crd(kubectl: Kubectl) -> str:
-    """The CRD applied to the cluster under test and Established; returns its name."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH))
-    kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-    return CRD_NAME
-
-
 def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(kubectl("get", *args, "-o", "json").stdout)
     return result
@@ -179,7 +172,7 @@ def crd_condition(kubectl: Kubectl, condition_type: str) -> dict[str, Any]:
 
 @pytest.mark.integration
 def test_crd_is_accepted_established_and_its_names_are_approved(
-    installed_crd: str, kubectl: Kubectl
+    stripewebhook_crd: None, kubectl: Kubectl
 ) -> None:
     assert crd_condition(kubectl, "Established")["status"] == "True"
     assert crd_condition(kubectl, "NamesAccepted")["status"] == "True"
@@ -190,7 +183,7 @@ def test_crd_is_accepted_established_and_its_names_are_approved(
 
 @pytest.mark.integration
 def test_main_example_is_accepted_and_gets_the_defaults(
-    installed_crd: str, kubectl: Kubectl, kube_namespace: str
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     kubectl("apply", "-n", kube_namespace, "-f", str(MAIN_EXAMPLE))
     webhook = get_json(kubectl, "-n", kube_namespace, f"{constants.PLURAL}/my-app")
@@ -204,7 +197,7 @@ def test_main_example_is_accepted_and_gets_the_defaults(
 
 @pytest.mark.integration
 def test_minimal_webhook_gets_every_default(
-    installed_crd: str, kubectl: Kubectl, kube_namespace: str
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     manifest = {
         "apiVersion": constants.API_VERSION,
@@ -225,7 +218,7 @@ def test_minimal_webhook_gets_every_default(
 @pytest.mark.integration
 @pytest.mark.parametrize("path", INVALID_EXAMPLES, ids=lambda path: path.stem)
 def test_invalid_example_is_refused_by_the_api_server_with_its_message(
-    path: Path, installed_crd: str, kubectl: Kubectl, kube_namespace: str
+    path: Path, stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     result = kubectl("create", "-n", kube_namespace, "-f", str(path), check=False)
     assert result.returncode != 0
@@ -274,7 +267,7 @@ def patch_status(kubectl: Kubectl, namespace: str, name: str, status: dict[str, 
 
 @pytest.mark.integration
 def test_secret_name_cannot_change_after_creation(
-    installed_crd: str, kubectl: Kubectl, kube_namespace: str
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     create_webhook(kubectl, kube_namespace, "named", secretName="named-signing")
     changed = merge_patch(kubectl, kube_namespace, "named", {"spec": {"secretName": "other"}})
@@ -290,7 +283,7 @@ def test_secret_name_cannot_change_after_creation(
 
 @pytest.mark.integration
 def test_absent_secret_name_may_only_be_set_to_its_default(
-    installed_crd: str, kubectl: Kubectl, kube_namespace: str
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     create_webhook(kubectl, kube_namespace, "unnamed")
     changed = merge_patch(kubectl, kube_namespace, "unnamed", {"spec": {"secretName": "other"}})
@@ -304,7 +297,7 @@ def test_absent_secret_name_may_only_be_set_to_its_default(
 
 @pytest.mark.integration
 def test_http_url_is_admitted_for_loopback_hosts(
-    installed_crd: str, kubectl: Kubectl, kube_namespace: str
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     for index, url in enumerate(
         ["http://localhost:8080/w", "http://127.0.0.1/w", "http://[::1]:9/w", "https://x.example/w"]
@@ -314,7 +307,7 @@ def test_http_url_is_admitted_for_loopback_hosts(
 
 @pytest.mark.integration
 def test_values_at_every_limit_are_admitted(
-    installed_crd: str, kubectl: Kubectl, kube_namespace: str
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     metadata = {f"key-{index:02d}": "v" for index in range(44)} | {"k" * 40: "v" * 500}
     manifest = {
@@ -334,7 +327,7 @@ def test_values_at_every_limit_are_admitted(
 
 
 @pytest.mark.integration
-def test_explain_shows_the_field_descriptions(installed_crd: str, kubectl: Kubectl) -> None:
+def test_explain_shows_the_field_descriptions(stripewebhook_crd: None, kubectl: Kubectl) -> None:
     # Discovery of a new CRD's OpenAPI may lag Established by a moment; kubectl retries it.
     explained = kubectl("explain", f"{constants.SINGULAR}.spec.url").stdout
     assert "must use https://" in explained
@@ -344,7 +337,7 @@ def test_explain_shows_the_field_descriptions(installed_crd: str, kubectl: Kubec
 
 @pytest.mark.integration
 def test_printer_columns_show_status_in_get(
-    installed_crd: str, kubectl: Kubectl, kube_namespace: str
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     create_webhook(kubectl, kube_namespace, "shown")
     status = {

@@ -1,0 +1,485 @@
+"""`kubectl stripe`: argument parsing and the status table (unit), and `rotate`/`status` against
+a real API server, both called in-process and found by the real kubectl on PATH (integration)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.kube import Kubectl
+from devstack.processes import ManagedProcess, wait_until
+from stripe_webhook_operator import constants, plugin
+from tests.operator.test_crd import create_webhook, patch_status
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def webhook(name: str, namespace: str = "billing", **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace}, "status": status}
+
+
+def condition(kind: str, state: str, reason: str = "Because") -> dict[str, str]:
+    return {"type": kind, "status": state, "reason": reason, "message": "A sentence."}
+
+
+# --- unit: arguments ----------------------------------------------------------------------
+
+
+def test_rotate_arguments() -> None:
+    args = plugin.build_parser().parse_args(
+        [
+            "rotate",
+            "my-app",
+            "-n",
+            "billing",
+            "--overlap",
+            "0",
+            "--wait",
+            "--timeout",
+            "2m",
+            "--context",
+            "ctx",
+            "--kubeconfig",
+            "/tmp/kc",
+        ]
+    )
+    assert (args.command, args.name, args.namespace, args.overlap) == (
+        "rotate",
+        "my-app",
+        "billing",
+        "0",
+    )
+    assert (args.wait, args.timeout) == (True, 120.0)
+    assert (args.context, args.kubeconfig) == ("ctx", "/tmp/kc")
+
+
+def test_rotate_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/from/env")
+    args = plugin.build_parser().parse_args(["rotate", "my-app"])
+    assert (args.namespace, args.overlap, args.wait, args.timeout) == (None, None, False, 600.0)
+    assert args.kubeconfig == "/from/env"
+
+
+def test_status_arguments() -> None:
+    args = plugin.build_parser().parse_args(["status", "-A"])
+    assert (args.command, args.all_namespaces, args.name) == ("status", True, None)
+    args = plugin.build_parser().parse_args(["status", "my-app", "--namespace", "billing"])
+    assert (args.all_namespaces, args.name, args.namespace) == (False, "my-app", "billing")
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["rotate", "x", "--overlap", "1d"], "'1d' is not a duration"),
+        (["rotate", "x", "--overlap", "721h"], "choose an overlap of at most 720h"),
+        (["rotate", "x", "--timeout", "0"], "'0' must be longer than 0"),
+        (["rotate"], "the following arguments are required: NAME"),
+        (["resize"], "invalid choice: 'resize'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_sentence(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        plugin.main(argv)
+    assert exited.value.code == plugin.EXIT_USAGE
+    assert complaint in capsys.readouterr().err
+
+
+def test_missing_kubeconfig_is_one_sentence_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        plugin.main(["status", "--kubeconfig", str(tmp_path / "absent")])
+    assert exited.value.code == plugin.EXIT_API_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot load the kubeconfig")
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def write_kubeconfig(path: Path) -> Path:
+    cluster = {"server": "https://127.0.0.1:1", "insecure-skip-tls-verify": True}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [
+            {"name": "plain", "context": {"cluster": "c", "user": "u"}},
+            {"name": "billing", "context": {"cluster": "c", "user": "u", "namespace": "billing"}},
+        ],
+        "current-context": "plain",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_namespace_comes_from_the_chosen_context_else_default(tmp_path: Path) -> None:
+    kubeconfig = str(write_kubeconfig(tmp_path / "config"))
+    assert plugin.Cluster(kubeconfig, None).default_namespace == "default"
+    assert plugin.Cluster(kubeconfig, "billing").default_namespace == "billing"
+
+
+def test_unknown_context_is_one_sentence(tmp_path: Path) -> None:
+    kubeconfig = str(write_kubeconfig(tmp_path / "config"))
+    with pytest.raises(plugin.PluginError, match="The kubeconfig has no context 'prod'; pick one"):
+        plugin.Cluster(kubeconfig, "prod")
+
+
+@pytest.mark.integration  # a refused connection on loopback: no stack, but still a socket
+def test_unreachable_api_server_is_one_sentence_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = str(write_kubeconfig(tmp_path / "config"))
+    with pytest.raises(SystemExit) as exited:
+        plugin.main(["status", "--kubeconfig", kubeconfig])
+    assert exited.value.code == plugin.EXIT_API_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot reach the Kubernetes API server at https://127.0.0.1:1")
+    assert len(err.strip().splitlines()) == 1
+
+
+# --- unit: rotate request and progress ----------------------------------------------------
+
+
+def test_rotate_value_is_a_utc_timestamp_and_never_the_previous_one() -> None:
+    moment = datetime.datetime(2026, 11, 27, 21, 0, 0, 123456, tzinfo=datetime.UTC)
+    value = plugin.new_rotate_value(None, moment)
+    assert value == "2026-11-27T21:00:00.123456Z"
+    again = plugin.new_rotate_value(value, moment)
+    assert again != value
+    assert plugin.new_rotate_value(again, moment) != again
+
+
+def test_rotate_patch_clears_a_stale_overlap_without_overlap_argument() -> None:
+    cleared = plugin.rotate_patch("v1", None)["metadata"]["annotations"]
+    assert cleared == {constants.ANNOTATION_ROTATE: "v1", constants.ANNOTATION_ROTATE_OVERLAP: None}
+    emergency = plugin.rotate_patch("v2", "0")["metadata"]["annotations"]
+    assert emergency[constants.ANNOTATION_ROTATE_OVERLAP] == "0"
+
+
+def progress(version: int, phase: str | None = None, request: str | None = None) -> Any:
+    rotation = {k: v for k, v in (("phase", phase), ("request", request)) if v is not None}
+    return plugin.RotationProgress.from_status({"secretVersion": version, "rotation": rotation})
+
+
+def test_rotation_is_done_once_the_version_grew_and_the_new_endpoint_is_live() -> None:
+    assert not progress(1).is_done(1, "r")
+    assert not progress(2, "CreatingEndpoint").is_done(1, "r")
+    assert not progress(2, "WaitingForPropagation", "r").is_done(1, "r")
+    assert progress(2, constants.ROTATION_PHASE_OVERLAP).is_done(1, "r")
+    assert progress(2, constants.ROTATION_PHASE_IDLE, "r").is_done(1, "r")
+    assert progress(2).is_done(1, "r")
+
+
+def test_rotation_queued_behind_another_is_not_done_when_the_other_finishes() -> None:
+    assert not progress(2, constants.ROTATION_PHASE_OVERLAP, "earlier").is_done(1, "mine")
+
+
+# --- unit: status table -------------------------------------------------------------------
+
+
+def test_condition_cell_shows_reason_only_when_not_true() -> None:
+    conditions = [
+        condition("Ready", "True"),
+        condition("Synced", "False", "StripeError"),
+        condition("SecretPropagated", "Unknown", "NoReceiverConfigured"),
+    ]
+    assert plugin.condition_cell(conditions, "Ready") == "True"
+    assert plugin.condition_cell(conditions, "Synced") == "False (StripeError)"
+    assert plugin.condition_cell(conditions, "SecretPropagated") == "Unknown (NoReceiverConfigured)"
+    assert plugin.condition_cell(conditions, "Other") == "<none>"
+
+
+def test_status_table_lines_up_columns_and_sorts_rows() -> None:
+    table = plugin.status_table(
+        [
+            webhook(
+                "zeta",
+                endpointId="we_123",
+                stripeStatus="enabled",
+                secretVersion=2,
+                lastRotationTime="2026-11-27T20:00:00Z",
+                previousSecretExpiresAt="2026-11-28T20:00:00Z",
+                conditions=[
+                    condition("Ready", "True"),
+                    condition("Synced", "True"),
+                    condition("SecretPropagated", "False", "WaitingForReceiver"),
+                ],
+            ),
+            webhook("alpha", namespace="apps"),
+        ]
+    )
+    header, first, second = table.splitlines()
+    assert header == (
+        "NAMESPACE   NAME    ENDPOINT   STRIPE STATUS   SECRET VERSION   LAST ROTATION"
+        "          OVERLAP ENDS           READY    SYNCED   SECRETPROPAGATED"
+    )
+    assert first.index("alpha") == header.index("   NAME ") + 3
+    assert first.split() == ["apps", "alpha"] + ["<none>"] * 8
+    assert second.split() == [
+        "billing",
+        "zeta",
+        "we_123",
+        "enabled",
+        "2",
+        "2026-11-27T20:00:00Z",
+        "2026-11-28T20:00:00Z",
+        "True",
+        "True",
+        "False",
+        "(WaitingForReceiver)",
+    ]
+    # Every column starts at the same offset on every line.
+    offset = header.index("SECRETPROPAGATED")
+    assert second[offset:] == "False (WaitingForReceiver)"
+    assert table.endswith("\n")
+
+
+def test_format_table_trims_trailing_spaces() -> None:
+    assert plugin.format_table(["A", "LONG"], [["x", ""]]) == "A   LONG\nx\n"
+
+
+def test_api_errors_become_sentences() -> None:
+    no_crd = "the server could not find the requested resource"
+    missing_crd = plugin._api_error_sentence(404, no_crd, "x")
+    assert "apply crds/stripewebhooks.yaml" in missing_crd
+    missing = plugin._api_error_sentence(404, 'stripewebhooks "a" not found', "StripeWebhook 'n/a'")
+    assert missing == (
+        "StripeWebhook 'n/a' was not found; list them with `kubectl stripe status -A`."
+    )
+    assert "allowed to read and patch" in plugin._api_error_sentence(403, "forbidden", "x")
+
+
+# --- integration: a real API server -------------------------------------------------------
+
+
+def annotations(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
+    got = json.loads(
+        kubectl("get", "-n", namespace, f"{constants.PLURAL}/{name}", "-o", "json").stdout
+    )
+    result: dict[str, str] = got["metadata"].get("annotations") or {}
+    return result
+
+
+def run_plugin(
+    kube_cluster: Any, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    try:
+        code = plugin.main([*argv, "--kubeconfig", str(kube_cluster.kubeconfig)])
+    except SystemExit as exited:
+        code = int(exited.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_rotate_sets_a_new_annotation_value_each_time(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_webhook(kubectl, kube_namespace, "my-app")
+    code, out, _ = run_plugin(kube_cluster, ["rotate", "my-app", "-n", kube_namespace], capsys)
+    assert code == 0
+    first = annotations(kubectl, kube_namespace, "my-app")
+    assert f"{constants.ANNOTATION_ROTATE}={first[constants.ANNOTATION_ROTATE]}" in out
+    assert constants.ANNOTATION_ROTATE_OVERLAP not in first
+
+    code, _, _ = run_plugin(
+        kube_cluster, ["rotate", "my-app", "-n", kube_namespace, "--overlap", "0"], capsys
+    )
+    assert code == 0
+    second = annotations(kubectl, kube_namespace, "my-app")
+    assert second[constants.ANNOTATION_ROTATE] != first[constants.ANNOTATION_ROTATE]
+    assert second[constants.ANNOTATION_ROTATE_OVERLAP] == "0"
+
+    run_plugin(kube_cluster, ["rotate", "my-app", "-n", kube_namespace], capsys)
+    third = annotations(kubectl, kube_namespace, "my-app")
+    assert third[constants.ANNOTATION_ROTATE] not in (
+        first[constants.ANNOTATION_ROTATE],
+        second[constants.ANNOTATION_ROTATE],
+    )
+    assert constants.ANNOTATION_ROTATE_OVERLAP not in third
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_rotate_of_a_missing_webhook_is_one_sentence_and_exit_1(
+    kube_cluster: Any, kube_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_plugin(kube_cluster, ["rotate", "ghost", "-n", kube_namespace], capsys)
+    assert code == plugin.EXIT_API_ERROR
+    assert out == ""
+    assert err == (
+        f"error: StripeWebhook '{kube_namespace}/ghost' was not found; "
+        "list them with `kubectl stripe status -A`.\n"
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_rotate_wait_follows_status_until_the_new_endpoint_is_live(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str, tmp_path: Path
+) -> None:
+    """The operator's part is played by status patches here; its own tests drive the real one."""
+    create_webhook(kubectl, kube_namespace, "waiting")
+    patch_status(kubectl, kube_namespace, "waiting", {"secretVersion": 1})
+    log = tmp_path / "rotate.log"
+    rotate = ManagedProcess(
+        "kubectl-stripe rotate",
+        [
+            str(VENV_BIN / "kubectl-stripe"),
+            "rotate",
+            "waiting",
+            "-n",
+            kube_namespace,
+            "--wait",
+            "--timeout",
+            "2m",
+            "--kubeconfig",
+            str(kube_cluster.kubeconfig),
+        ],
+        log,
+    ).start()
+    try:
+        wait_until(
+            lambda: constants.ANNOTATION_ROTATE in annotations(kubectl, kube_namespace, "waiting"),
+            timeout=30,
+            what="the rotate annotation",
+        )
+        request = annotations(kubectl, kube_namespace, "waiting")[constants.ANNOTATION_ROTATE]
+        wait_until(
+            lambda: "secret version 1, rotation phase Idle" in log.read_text(),
+            timeout=30,
+            what="the first progress line",
+        )
+        in_progress = {"phase": "CreatingEndpoint", "request": request}
+        patch_status(
+            kubectl, kube_namespace, "waiting", {"secretVersion": 2, "rotation": in_progress}
+        )
+        wait_until(
+            lambda: "secret version 2, rotation phase CreatingEndpoint" in log.read_text(),
+            timeout=30,
+            what="the in-progress line",
+        )
+        assert rotate.alive()
+        patch_status(
+            kubectl,
+            kube_namespace,
+            "waiting",
+            {
+                "previousSecretExpiresAt": "2026-11-28T20:00:00Z",
+                "rotation": {"phase": constants.ROTATION_PHASE_OVERLAP},
+            },
+        )
+        assert rotate.popen is not None
+        assert rotate.popen.wait(timeout=30) == 0
+    finally:
+        rotate.stop()
+    assert (
+        f"Rotation of '{kube_namespace}/waiting' done: secret version 2 is live; "
+        "the previous secret is accepted until 2026-11-28T20:00:00Z." in log.read_text()
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_rotate_wait_times_out_with_exit_3_while_another_request_is_served(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_webhook(kubectl, kube_namespace, "queued")
+    patch_status(
+        kubectl,
+        kube_namespace,
+        "queued",
+        {"secretVersion": 1, "rotation": {"phase": "WaitingForPropagation", "request": "earlier"}},
+    )
+    code, out, err = run_plugin(
+        kube_cluster,
+        ["rotate", "queued", "-n", kube_namespace, "--wait", "--timeout", "1500ms"],
+        capsys,
+    )
+    assert code == plugin.EXIT_TIMEOUT
+    assert "secret version 1, rotation phase WaitingForPropagation" in out
+    assert err.startswith("error: Timed out waiting for the rotation")
+    assert "still in phase WaitingForPropagation" in err
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_status_prints_what_the_status_subresource_holds(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_webhook(kubectl, kube_namespace, "shown")
+    create_webhook(kubectl, kube_namespace, "fresh")
+    patch_status(
+        kubectl,
+        kube_namespace,
+        "shown",
+        {
+            "endpointId": "we_shown",
+            "stripeStatus": "enabled",
+            "secretVersion": 4,
+            "lastRotationTime": "2026-11-27T20:00:00Z",
+            "previousSecretExpiresAt": "2026-11-28T20:00:00Z",
+            "conditions": [
+                {
+                    **condition("Ready", "False", "ApiKeyMissing"),
+                    "lastTransitionTime": "2026-11-27T20:00:00Z",
+                },
+                {**condition("Synced", "True"), "lastTransitionTime": "2026-11-27T20:00:00Z"},
+            ],
+        },
+    )
+    code, out, _ = run_plugin(kube_cluster, ["status", "-n", kube_namespace], capsys)
+    assert code == 0
+    header, fresh, shown = out.splitlines()
+    assert header.split()[:2] == ["NAMESPACE", "NAME"]
+    assert fresh.split() == [kube_namespace, "fresh"] + ["<none>"] * 8
+    assert shown.split() == [
+        kube_namespace,
+        "shown",
+        "we_shown",
+        "enabled",
+        "4",
+        "2026-11-27T20:00:00Z",
+        "2026-11-28T20:00:00Z",
+        "False",
+        "(ApiKeyMissing)",
+        "True",
+        "<none>",
+    ]
+    code, out, _ = run_plugin(kube_cluster, ["status", "-A"], capsys)
+    assert code == 0
+    assert f"{kube_namespace}   shown" in out
+    code, out, _ = run_plugin(kube_cluster, ["status", "shown", "-n", kube_namespace], capsys)
+    assert len(out.splitlines()) == 2
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_kubectl_finds_the_plugin_on_path(
+    kubectl: Kubectl, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    listed = kubectl("plugin", "list").stdout
+    assert str(VENV_BIN / "kubectl-stripe") in listed
+    create_webhook(kubectl, kube_namespace, "found")
+
+    rotated = kubectl("stripe", "rotate", "found", "-n", kube_namespace)
+    assert "Requested rotation of StripeWebhook" in rotated.stdout
+    assert constants.ANNOTATION_ROTATE in annotations(kubectl, kube_namespace, "found")
+
+    status = kubectl("stripe", "status", "-n", kube_namespace)
+    assert status.stdout.splitlines()[1].split()[:2] == [kube_namespace, "found"]
+
+    refused = kubectl("stripe", "rotate", "ghost", "-n", kube_namespace, check=False)
+    assert refused.returncode == plugin.EXIT_API_ERROR
+    assert "Traceback" not in refused.stderr
