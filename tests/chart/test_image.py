@@ -1,0 +1,68 @@
+"""The Dockerfile passes hadolint, runs as the chart's user, and installs the locked versions."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from devstack.processes import REPO_ROOT
+from tests.chart.rendering import CHART_DIR
+
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    return pins
+
+
+def test_hadolint_passes() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_user_is_the_charts_run_as_user() -> None:
+    (user,) = re.findall(r"^USER (\d+):(\d+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    for part in ("operator", "receiver"):
+        context = values[part]["podSecurityContext"]
+        assert (str(context["runAsUser"]), str(context["runAsGroup"])) == user
+
+
+def test_image_installs_the_runtime_lock_at_dev_lock_versions() -> None:
+    runtime = _pins(REPO_ROOT / "requirements" / "runtime.lock")
+    dev = _pins(REPO_ROOT / "requirements" / "dev.lock")
+    assert runtime, "requirements/runtime.lock pins nothing"
+    assert {name: dev.get(name) for name in runtime} == runtime
+    assert "requirements/runtime.lock" in DOCKERFILE.read_text()
+
+
+def test_image_base_is_pinned_python_311_slim() -> None:
+    bases = re.findall(r"^FROM (\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert bases
+    for base in bases:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), base
+
+
+def test_chart_image_values_point_at_this_image() -> None:
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert values["image"]["repository"].endswith("/stripe-webhook-operator")
+    assert values["image"]["tag"] == ""  # the chart's appVersion, i.e. the project version
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    assert f'version = "{chart["appVersion"]}"' in pyproject
