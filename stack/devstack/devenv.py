@@ -1,0 +1,258 @@
+"""`make dev-up` / `make dev-down`: the local stack in the background, described by `.dev/env`.
+
+`up` starts the control plane, the Stripe emulator, stripe-mock and PostgreSQL, each in its own
+session so that they outlive the command, and writes two files into the dev folder:
+
+- `env`: `export` lines a shell can source (PATH with the tools first, KUBECONFIG,
+  STRIPE_API_BASE, STRIPE_API_KEY, STRIPE_MOCK_BASE, DATABASE_URL, ...);
+- `pids.json`: every process started and every folder to delete, which is all `down` needs.
+
+The dev folder is `.dev/` in the repository, or `$DEVSTACK_DIR` (tests use their own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from devstack.processes import REPO_ROOT, TOOLS_BIN, StackError, stop_pid
+
+DIR_VARIABLE = "DEVSTACK_DIR"
+ENV_FILE = "env"
+STATE_FILE = "pids.json"
+STOP_TIMEOUT = 15.0  # etcd and the API server may take a few seconds to shut down cleanly
+
+
+class HasPid(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+
+def dev_dir() -> Path:
+    """Return the folder that holds the running stack's state (`$DEVSTACK_DIR` or `.dev/`)."""
+    return Path(os.environ.get(DIR_VARIABLE) or REPO_ROOT / ".dev").resolve()
+
+
+@dataclass
+class Started:
+    """One process `up` started: `stop_signal` goes first, then SIGTERM and SIGKILL."""
+
+    name: str
+    pid: int
+    stop_signal: int = signal.SIGTERM
+
+
+@dataclass
+class StackState:
+    """What `down` reads: the processes to stop and the folders to delete."""
+
+    processes: list[Started] = field(default_factory=list)
+    cleanup: list[str] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> StackState:
+        raw = json.loads(path.read_text())
+        return cls(
+            processes=[Started(**entry) for entry in raw.get("processes", [])],
+            cleanup=list(raw.get("cleanup", [])),
+        )
+
+    def alive(self) -> list[Started]:
+        """The recorded processes that still run."""
+        return [started for started in self.processes if pid_alive(started.pid)]
+
+    def stop(self) -> None:
+        """Stop every recorded process, newest first, then delete the recorded folders."""
+        for started in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(started.pid, started.stop_signal)
+            if not wait_gone(started.pid, STOP_TIMEOUT):
+                stop_pid(started.pid)  # escalates to SIGKILL
+        for path in self.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Return whether a process with this PID runs; a zombie does not.
+
+    Once `up` has exited, its children belong to PID 1, which may reap them only later: until
+    then a stopped process still answers signal 0 but is a zombie (state Z) in /proc.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state follows the command name, which is in parentheses and may contain spaces.
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until the process has exited; return whether it did within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def new_stripe_api_key() -> str:
+    """A fresh emulator key: any new `sk_test_` key opens an empty account of its own.
+
+    Letters and digits only after the prefix: stripe-mock refuses other key shapes.
+    """
+    return f"sk_test_devstack{secrets.token_hex(16)}"
+
+
+def env_lines(variables: dict[str, str]) -> str:
+    """Render `export NAME=value` lines that a POSIX shell can source."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
+
+
+def up(directory: Path | None = None) -> int:
+    """Start the stack unless it is already up; write `env` and `pids.json`; return an exit code."""
+    directory = directory or dev_dir()
+    state_path = directory / STATE_FILE
+    if state_path.exists():
+        running = StackState.load(state_path).alive()
+        if running:
+            print(
+                f"The local stack is already up ({len(running)} processes); "
+                f"`source {directory / ENV_FILE}` to use it, or `make dev-down` to stop it."
+            )
+            return 0
+        # Left behind by a stack that died (a reboot, say): clear it and start afresh.
+        StackState.load(state_path).stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = StackState()
+    try:
+        variables = _start_all(directory, state)
+    except BaseException:
+        state.stop()
+        raise
+    finally:
+        state.save(state_path)
+    env_path = directory / ENV_FILE
+    env_path.touch(mode=0o600)
+    env_path.write_text(env_lines(variables))
+    print(f"The local stack is up; run `source {env_path}` to use it, `make dev-down` to stop it.")
+    for name in ("KUBECONFIG", "STRIPE_API_BASE", "STRIPE_MOCK_BASE", "DATABASE_URL"):
+        print(f"  {name}={variables[name]}")
+    return 0
+
+
+def _start_all(directory: Path, state: StackState) -> dict[str, str]:
+    # Imported here so that `down` works even while a component's module is broken.
+    from devstack.kube import ControlPlane
+    from devstack.postgres import SHUTDOWN_SIGNALS, PostgresServer
+    from devstack.stripe_emulator.launcher import EmulatorProcess
+    from devstack.stripe_mock import StripeMock
+
+    plane = ControlPlane(directory / "kube")
+    _start(state, "control-plane", plane.start, plane.pids)
+    emulator = EmulatorProcess(directory / "stripe-emulator")
+    _start(state, "stripe-emulator", emulator.start, lambda: _pid_list(emulator))
+    mock = StripeMock(directory / "stripe-mock")
+    _start(state, "stripe-mock", mock.start, lambda: _pid_list(mock))
+    postgres = PostgresServer(directory / "postgres")
+    try:
+        # A fast shutdown: the smart one would wait for clients a developer left open.
+        fast = int(SHUTDOWN_SIGNALS["fast"])
+        _start(state, "postgres", postgres.start, lambda: _pid_list(postgres), fast)
+    finally:
+        if postgres.cluster_dir is not None:
+            state.cleanup.append(str(postgres.cluster_dir))
+    path = os.environ.get("PATH", "")
+    return {
+        "PATH": os.pathsep.join([str(TOOLS_BIN), str(REPO_ROOT / ".venv" / "bin"), path]),
+        "PYTHONPATH": str(REPO_ROOT / "stack"),
+        "DEVSTACK_DIR": str(directory),
+        "KUBECONFIG": str(plane.kubeconfig),
+        "KUBE_SERVER": plane.server,
+        "STRIPE_API_BASE": emulator.base_url,
+        "STRIPE_API_KEY": new_stripe_api_key(),
+        "STRIPE_MOCK_BASE": mock.base_url,
+        "DATABASE_URL": postgres.new_database(),
+        "POSTGRES_URL": postgres.url,
+    }
+
+
+def _start(
+    state: StackState,
+    name: str,
+    start: Callable[[], object],
+    pids: Callable[[], list[int]],
+    stop_signal: int = signal.SIGTERM,
+) -> None:
+    """Start one component and record its processes, even those of a start that failed."""
+    try:
+        start()
+    finally:
+        state.processes += [Started(name, pid, stop_signal) for pid in pids()]
+
+
+def _pid_list(component: HasPid) -> list[int]:
+    with contextlib.suppress(RuntimeError):  # raised by `.pid` when it never started
+        return [component.pid]
+    return []
+
+
+def register(name: str, pid: int, directory: Path | None = None) -> None:
+    """Record a process started against the running stack (a projector, a receiver) so that
+    `down` stops it too; it must lead its own process group (`start_new_session`)."""
+    state_path = (directory or dev_dir()) / STATE_FILE
+    if not state_path.exists():
+        raise StackError(f"The local stack is not up (no {state_path}); run `make dev-up` first.")
+    state = StackState.load(state_path)
+    state.processes.append(Started(name, pid))
+    state.save(state_path)
+
+
+def down(directory: Path | None = None) -> int:
+    """Stop every process `up` recorded and delete the dev folder; return an exit code."""
+    directory = directory or dev_dir()
+    state_path = directory / STATE_FILE
+    if not state_path.exists():
+        print(f"The local stack is not up (no {state_path}).")
+        shutil.rmtree(directory, ignore_errors=True)
+        return 0
+    state = StackState.load(state_path)
+    state.stop()
+    left = state.alive()
+    if left:
+        names = ", ".join(f"{started.name} (PID {started.pid})" for started in left)
+        print(f"Could not stop {names}; stop them by PID and run `make dev-down` again.")
+        return 1
+    shutil.rmtree(directory, ignore_errors=True)
+    print("The local stack is down.")
+    return 0
+
+
+def status(directory: Path | None = None) -> int:
+    """Print whether the stack is up; exit code 0 when every recorded process runs."""
+    directory = directory or dev_dir()
+    state_path = directory / STATE_FILE
+    if not state_path.exists():
+        print("The local stack is not up.")
+        return 1
+    state = StackState.load(state_path)
+    running = {started.pid for started in state.alive()}
+    for started in state.processes:
+        print(
+            f"  {started.name:16} PID {started.pid:<8} {'up' if started.pid in running else 'gone'}"
+        )
+    return 0 if len(running) == len(state.processes) else 1
