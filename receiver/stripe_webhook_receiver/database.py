@@ -12,6 +12,15 @@ a time it costs nothing extra.
 PostgreSQL (several replicas): each unit gets a pooled connection in a worker thread and its
 own transaction; the server does the group commit.
 
+A unit run with `durable=False` commits without waiting for the disk (SQLite: a group with
+only such units commits with `synchronous = NORMAL`; PostgreSQL: `synchronous_commit = off`
+for that transaction). Both logs are sequential, so the next durable commit makes it durable
+too. The receiver records a delivery that way and then processes it durably: the record is
+still committed, in its own transaction, before the processing starts, and a request pays
+for one flush to disk instead of two. If the machine loses power between the two, both are
+lost and no answer was sent, which is the same as a delivery that never arrived: Stripe
+sends it again.
+
 Any failure to reach, read or write the database (down, read-only, disk full, I/O error)
 becomes `DatabaseUnavailable`, which the HTTP layer answers with 503.
 """
@@ -80,7 +89,7 @@ def _postgres_unavailable(exc: psycopg.Error) -> bool:
 class Database(Protocol):
     dialect: str
 
-    async def run(self, unit: Unit[T]) -> T: ...
+    async def run(self, unit: Unit[T], *, durable: bool = True) -> T: ...
 
     def run_sync(self, unit: Unit[T]) -> T: ...
 
@@ -105,9 +114,12 @@ class SqliteDatabase:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._queue: queue.SimpleQueue[tuple[Unit[Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Unit[Any], Future[Any], bool] | None] = (
+            queue.SimpleQueue()
+        )
         self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
         self._connection: sqlite3.Connection | None = None
+        self._durable = True
         self._thread.start()
 
     def _connect(self) -> sqlite3.Connection:
@@ -119,6 +131,7 @@ class SqliteDatabase:
                 connection.execute("PRAGMA journal_mode = WAL")
                 # FULL: each commit is fsynced, so a 2xx is only sent for a durable event.
                 connection.execute("PRAGMA synchronous = FULL")
+                self._durable = True
             except sqlite3.Error:
                 connection.close()
                 raise
@@ -149,17 +162,21 @@ class SqliteDatabase:
                 group.append(more)
             self._run_group(group)
 
-    def _run_group(self, submitted: list[tuple[Unit[Any], Future[Any]]]) -> None:
+    def _run_group(self, submitted: list[tuple[Unit[Any], Future[Any], bool]]) -> None:
         # A caller that gave up (its task was cancelled) is skipped, never answered twice.
-        group = [(u, f) for u, f in submitted if f.set_running_or_notify_cancel()]
+        group = [(u, f, d) for u, f, d in submitted if f.set_running_or_notify_cancel()]
         if not group:
             return
         results: list[tuple[bool, Any]] = []
+        durable = any(d for _, _, d in group)
         try:
             connection = self._connect()
             transaction = Transaction(connection, self.dialect)
+            if durable != self._durable:
+                connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             connection.execute("BEGIN IMMEDIATE")
-            for unit, _ in group:
+            for unit, _, _ in group:
                 connection.execute("SAVEPOINT unit")
                 try:
                     results.append((True, unit(transaction)))
@@ -176,10 +193,10 @@ class SqliteDatabase:
             # A failed open or commit may leave the connection unusable: start afresh next time.
             self._drop_connection()
             failure = _translate_sqlite(exc)
-            for _, future in group:
+            for _, future, _ in group:
                 future.set_exception(failure)
             return
-        for (_, future), (ok, value) in zip(group, results, strict=True):
+        for (_, future, _), (ok, value) in zip(group, results, strict=True):
             if ok:
                 future.set_result(value)
             elif isinstance(value, sqlite3.Error):
@@ -187,14 +204,15 @@ class SqliteDatabase:
             else:
                 future.set_exception(value)
 
-    def _submit(self, unit: Unit[T]) -> Future[T]:
+    def _submit(self, unit: Unit[T], durable: bool = True) -> Future[T]:
         future: Future[T] = Future()
-        self._queue.put((unit, future))
+        self._queue.put((unit, future, durable))
         return future
 
-    async def run(self, unit: Unit[T]) -> T:
-        """Run `unit` in the next commit group; return once that group is durable."""
-        return await asyncio.wrap_future(self._submit(unit))
+    async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
+        """Run `unit` in the next commit group; return once that group has committed (and,
+        unless `durable` is false, is on disk)."""
+        return await asyncio.wrap_future(self._submit(unit, durable))
 
     def run_sync(self, unit: Unit[T]) -> T:
         """Run `unit` from a thread that has no event loop (the `migrate` command, tests)."""
@@ -235,13 +253,15 @@ class PostgresDatabase:
         # autocommit: each unit's `transaction()` block is the one transaction it runs in.
         return psycopg.connect(self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT)
 
-    def run_sync(self, unit: Unit[T]) -> T:
+    def run_sync(self, unit: Unit[T], durable: bool = True) -> T:
         """Run `unit` in a transaction of its own on a pooled connection."""
         with self._slots:
             connection: psycopg.Connection[Any] | None = None
             try:
                 connection = self._acquire()
                 with connection.transaction():
+                    if not durable:
+                        connection.execute("SET LOCAL synchronous_commit = off")
                     result = unit(Transaction(connection, self.dialect))
             except psycopg.Error as exc:
                 if connection is not None:
@@ -261,9 +281,9 @@ class PostgresDatabase:
             self._idle.put(connection)
             return result
 
-    async def run(self, unit: Unit[T]) -> T:
+    async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
         """Run `unit` in a worker thread; return once its transaction has committed."""
-        return await asyncio.to_thread(self.run_sync, unit)
+        return await asyncio.to_thread(self.run_sync, unit, durable)
 
     def close(self) -> None:
         """Close every idle connection."""
