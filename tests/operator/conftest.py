@@ -3,6 +3,7 @@ emulator account) in a fresh namespace, and operator replicas stopped by PID aft
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +13,20 @@ import pytest
 import stripe
 
 from devstack.kube import Cluster, Kubectl
+from stripe_webhook_operator import constants as c
 from tests.operator.operator_process import (
     OperatorProcess,
     api_key_secret,
     apply_crd,
+    condition,
+    get_json,
+    poll,
     random_cluster_id,
+    secret_data,
+    try_get_json,
 )
+
+RECEIVER_SECRET = "stripe-webhook-receiver-secrets"
 
 
 @dataclass
@@ -40,6 +49,54 @@ class Scene:
 
     def apply(self, manifest: str) -> None:
         self.kubectl("apply", "-f", "-", input=manifest)
+
+    def webhook(self, name: str) -> dict[str, Any]:
+        return get_json(self.kubectl, "stripewebhook", name, "-n", self.namespace)
+
+    def secret(self, name: str) -> dict[str, str]:
+        return secret_data(get_json(self.kubectl, "secret", name, "-n", self.namespace))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Events about the StripeWebhook `name`, oldest first."""
+        found = get_json(
+            self.kubectl,
+            "events",
+            "-n",
+            self.namespace,
+            f"--field-selector=involvedObject.name={name},involvedObject.kind=StripeWebhook",
+        )
+        return list(found.get("items") or [])
+
+    def event_reasons(self, name: str) -> list[str]:
+        return [str(item["reason"]) for item in self.events(name)]
+
+
+def ready_webhook(scene: Scene, name: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until the StripeWebhook reports Ready=True and return it."""
+
+    def check() -> dict[str, Any] | None:
+        body = scene.webhook(name)
+        return body if condition(body, c.CONDITION_READY).get("status") == "True" else None
+
+    return poll(f"{name} Ready", check, timeout)
+
+
+def condition_reason(
+    scene: Scene, name: str, reason: str, kind: str = c.CONDITION_READY
+) -> dict[str, Any]:
+    """Wait until condition `kind` of `name` has `reason`; return the StripeWebhook."""
+
+    def check() -> dict[str, Any] | None:
+        body = scene.webhook(name)
+        return body if condition(body, kind).get("reason") == reason else None
+
+    return poll(f"{name} {kind} reason {reason}", check)
+
+
+def receiver_entry(scene: Scene, name: str) -> dict[str, Any] | None:
+    secret = try_get_json(scene.kubectl, "secret", RECEIVER_SECRET, "-n", scene.namespace)
+    raw = secret_data(secret or {}).get(f"{scene.namespace}.{name}.json")
+    return json.loads(raw) if raw else None
 
 
 @pytest.fixture(scope="session")

@@ -8,35 +8,16 @@ import json
 import pytest
 
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import Scene
+from tests.operator.conftest import Scene, ready_webhook, receiver_entry
 from tests.operator.operator_process import (
     condition,
     get_json,
     poll,
     secret_data,
-    try_get_json,
     webhook_manifest,
 )
 
 pytestmark = pytest.mark.integration
-
-RECEIVER_SECRET = "stripe-webhook-receiver-secrets"
-
-
-def ready_webhook(scene: Scene, name: str) -> dict:
-    """Wait until the StripeWebhook reports Ready=True and return it."""
-
-    def check() -> dict | None:
-        body = get_json(scene.kubectl, "stripewebhook", name, "-n", scene.namespace)
-        return body if condition(body, c.CONDITION_READY).get("status") == "True" else None
-
-    return poll(f"{name} Ready", check)
-
-
-def receiver_entry(scene: Scene, name: str) -> dict | None:
-    secret = try_get_json(scene.kubectl, "secret", RECEIVER_SECRET, "-n", scene.namespace)
-    raw = secret_data(secret or {}).get(f"{scene.namespace}.{name}.json")
-    return json.loads(raw) if raw else None
 
 
 def test_create_gives_one_enabled_endpoint_secret_and_receiver_entry(scene: Scene) -> None:
