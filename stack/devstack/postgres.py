@@ -26,10 +26,13 @@ START_TIMEOUT = 30.0
 
 # The signal for each pg_ctl shutdown mode: smart waits for clients, fast disconnects them,
 # immediate exits without a checkpoint (what a crash looks like to clients and to recovery).
+# "kill" is no pg_ctl mode: SIGKILL to the whole process group, a machine-level crash of the
+# server processes (the kernel keeps what was written, as fsync=off assumes).
 SHUTDOWN_SIGNALS = {
     "smart": signal.SIGTERM,
     "fast": signal.SIGINT,
     "immediate": signal.SIGQUIT,
+    "kill": signal.SIGKILL,
 }
 
 
@@ -96,9 +99,13 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         """Create the cluster (once) and start the server; return when it accepts queries."""
-        if self.cluster_dir is None:
-            self._init_cluster()
-        self.start_server()
+        try:
+            if self.cluster_dir is None:
+                self._init_cluster()
+            self.start_server()
+        except BaseException:
+            self.stop()  # no half-made cluster or unready server left behind
+            raise
         return self
 
     def _init_cluster(self) -> None:
@@ -168,7 +175,7 @@ class PostgresServer:
         return True
 
     def stop_server(self, mode: str = "fast") -> None:
-        """Stop the postmaster in pg_ctl's `mode` (smart, fast, immediate); keep the cluster."""
+        """Stop the postmaster in `mode` (smart, fast, immediate, kill); keep the cluster."""
         if mode not in SHUTDOWN_SIGNALS:
             raise ValueError(f"Shutdown mode '{mode}' is unknown; use one of {SHUTDOWN_SIGNALS}.")
         if self.process is not None:

@@ -193,12 +193,16 @@ class SecretProjector:
         self.process = ManagedProcess("projector", argv, self.log_path, env=env)
         self.process.start()
         process = self.process
-        wait_until(
-            lambda: not process.alive() or SYNCED in process.log_tail(),
-            timeout=START_TIMEOUT,
-            what=f"projector of Secret {self.namespace}/{self.secret_name}",
-        )
-        process.check_alive()  # an early exit ends the wait; say why, with its log
+        try:
+            wait_until(
+                lambda: not process.alive() or SYNCED in process.log_tail(),
+                timeout=START_TIMEOUT,
+                what=f"projector of Secret {self.namespace}/{self.secret_name}",
+            )
+            process.check_alive()  # an early exit ends the wait; say why, with its log
+        except BaseException:
+            self.stop()  # a process that never got ready must not linger
+            raise
         return self
 
     def stop(self) -> None:

@@ -55,12 +55,16 @@ class StripeMock:
         self.process = ManagedProcess("stripe-mock", argv, log)
         self.process.start()
         process = self.process
-        wait_until(
-            lambda: not process.alive() or self._read_port() is not None,
-            timeout=START_TIMEOUT,
-            what="stripe-mock",
-        )
-        process.check_alive()  # an early exit ends the wait; say why, with its log
+        try:
+            wait_until(
+                lambda: not process.alive() or self._read_port() is not None,
+                timeout=START_TIMEOUT,
+                what="stripe-mock",
+            )
+            process.check_alive()  # an early exit ends the wait; say why, with its log
+        except BaseException:
+            self.stop()  # a process that never got ready must not linger
+            raise
         return self
 
     def _read_port(self) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -41,22 +42,42 @@ def test_server_listens_on_loopback_only(postgres: PostgresServer) -> None:
     assert listen == ("127.0.0.1",)
 
 
-@pytest.mark.parametrize("mode", ["fast", "immediate"])
-def test_restart_keeps_data_and_url(tmp_path: Path, mode: str) -> None:
-    server = PostgresServer(tmp_path).start()
+@pytest.fixture(scope="module")
+def restartable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A server of this module's own, so that restarting it disturbs no other test."""
+    server = PostgresServer(tmp_path_factory.mktemp("restartable")).start()
     try:
-        url = server.new_database()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE kept (id int)")
-            conn.execute("INSERT INTO kept VALUES (7)")
-        held = psycopg.connect(url, autocommit=True)
-        server.restart(mode)
-        with pytest.raises(psycopg.OperationalError):
-            held.execute("SELECT 1")
-        held.close()
-        with psycopg.connect(url) as conn:
-            rows = conn.execute("SELECT id FROM kept").fetchall()
-        assert rows == [(7,)]
+        yield server
     finally:
         server.stop()
-    assert server.cluster_dir is None
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate", "kill"])
+def test_restart_keeps_committed_data_and_url(restartable: PostgresServer, mode: str) -> None:
+    url = restartable.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (id int)")
+        conn.execute("INSERT INTO kept VALUES (7)")
+    held = psycopg.connect(url, autocommit=True)
+    old_pid = restartable.pid
+
+    restartable.restart(mode)
+
+    with pytest.raises(psycopg.OperationalError):
+        held.execute("SELECT 1")
+    held.close()
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT id FROM kept").fetchall()
+    assert rows == [(7,)]
+    assert restartable.pid != old_pid
+
+
+def test_stop_deletes_the_cluster(tmp_path: Path) -> None:
+    server = PostgresServer(tmp_path).start()
+    cluster = server.data_dir.parent
+
+    server.stop()
+
+    assert not cluster.exists()
+    assert server.process is not None
+    assert not server.process.alive()
