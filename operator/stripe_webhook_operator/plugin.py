@@ -513,16 +513,28 @@ def _wait_for_rotation(
     )
 
 
-def _done_sentence(namespace: str, name: str, progress: RotationProgress) -> str:
-    previous = (
-        f"the previous secret is accepted until {progress.overlap_ends}"
-        if progress.overlap_ends
-        else "the previous secret is no longer accepted"
-    )
+def _done_sentence(
+    namespace: str, name: str, progress: RotationProgress, now: datetime.datetime | None = None
+) -> str:
+    """Say that the rotation is done and whether the previous secret is still accepted."""
+    previous = "the previous secret is no longer accepted"
+    if progress.overlap_ends and _parse_time(progress.overlap_ends) > (
+        now or datetime.datetime.now(datetime.UTC)
+    ):
+        previous = f"the previous secret is accepted until {progress.overlap_ends}"
     return (
         f"Rotation of '{namespace}/{name}' done: secret version {progress.secret_version} "
         f"is live; {previous}.\n"
     )
+
+
+def _parse_time(text: str) -> datetime.datetime:
+    """Read an RFC 3339 time as Kubernetes writes it; an unreadable one counts as past."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def _fail(message: str, exit_code: int) -> NoReturn:

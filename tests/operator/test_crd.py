@@ -17,6 +17,7 @@ import yaml
 
 from devstack.kube import Kubectl
 from stripe_webhook_operator import constants
+from tests.operator.operator_process import get_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO_ROOT / "crds" / "stripewebhooks.yaml"
@@ -157,11 +158,6 @@ def test_invalid_example_parses_and_names_its_expected_message(path: Path) -> No
 
 
 # --- integration: a real API server -----------------------------------------------------------
-
-
-def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(kubectl("get", *args, "-o", "json").stdout)
-    return result
 
 
 def crd_condition(kubectl: Kubectl, condition_type: str) -> dict[str, Any]:

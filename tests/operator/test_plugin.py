@@ -15,6 +15,8 @@ import pytest
 from devstack.kube import Kubectl
 from devstack.processes import ManagedProcess, wait_until
 from stripe_webhook_operator import constants, plugin
+from tests.operator.conftest import Scene
+from tests.operator.operator_process import get_json, poll, webhook_manifest
 from tests.operator.test_crd import create_webhook, patch_status
 
 VENV_BIN = Path(sys.executable).parent
@@ -181,6 +183,24 @@ def test_rotation_is_done_once_the_version_grew_and_the_new_endpoint_is_live() -
 
 def test_rotation_queued_behind_another_is_not_done_when_the_other_finishes() -> None:
     assert not progress(2, constants.ROTATION_PHASE_OVERLAP, "earlier").is_done(1, "mine")
+
+
+def test_done_sentence_says_whether_the_previous_secret_still_verifies() -> None:
+    now = datetime.datetime(2026, 11, 27, 21, 0, tzinfo=datetime.UTC)
+    later = plugin.RotationProgress.from_status(
+        {"secretVersion": 2, "previousSecretExpiresAt": "2026-11-28T21:00:00Z"}
+    )
+    assert plugin._done_sentence("ns", "a", later, now) == (
+        "Rotation of 'ns/a' done: secret version 2 is live; "
+        "the previous secret is accepted until 2026-11-28T21:00:00Z.\n"
+    )
+    # An emergency rotation ends the overlap at once.
+    past = plugin.RotationProgress.from_status(
+        {"secretVersion": 3, "previousSecretExpiresAt": "2026-11-27T21:00:00Z"}
+    )
+    assert "no longer accepted" in plugin._done_sentence("ns", "a", past, now)
+    none = plugin.RotationProgress.from_status({"secretVersion": 3})
+    assert "no longer accepted" in plugin._done_sentence("ns", "a", none, now)
 
 
 # --- unit: status table -------------------------------------------------------------------
@@ -387,6 +407,38 @@ def test_rotate_wait_follows_status_until_the_new_endpoint_is_live(
         f"Rotation of '{kube_namespace}/waiting' done: secret version 2 is live; "
         "the previous secret is accepted until 2026-11-28T20:00:00Z." in log.read_text()
     )
+
+
+@pytest.mark.integration
+def test_rotate_wait_with_the_real_operator_and_stripe_emulator(
+    scene: Scene, kube_cluster: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scene.start_operator()
+    scene.apply(webhook_manifest(scene.namespace, "shop", rotation={"overlap": "1h"}))
+
+    def status() -> dict[str, Any]:
+        result: dict[str, Any] = (
+            get_json(scene.kubectl, constants.PLURAL, "shop", "-n", scene.namespace).get("status")
+            or {}
+        )
+        return result
+
+    poll("the first endpoint", lambda: status().get("secretVersion") == 1, timeout=60)
+    rotate = ["rotate", "shop", "-n", scene.namespace, "--wait", "--timeout", "90s"]
+    code, out, err = run_plugin(kube_cluster, rotate, capsys)
+    assert code == 0, err
+    assert status()["secretVersion"] == 2
+    assert status()["rotation"]["phase"] == constants.ROTATION_PHASE_OVERLAP
+    assert "secret version 2 is live; the previous secret is accepted until" in out
+    assert len(scene.endpoints()) == 2
+
+    # Emergency: the running overlap is cut short and the old secret dropped at once.
+    code, out, err = run_plugin(kube_cluster, [*rotate, "--overlap", "0"], capsys)
+    assert code == 0, err
+    assert "secret version 3 is live; the previous secret is no longer accepted" in out
+    poll("the old endpoints gone", lambda: len(scene.endpoints()) == 1, timeout=60)
+    (endpoint,) = scene.endpoints()
+    assert endpoint.id == status()["endpointId"]
 
 
 @pytest.mark.integration
