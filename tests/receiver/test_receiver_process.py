@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devstack.processes import wait_until
 from stripe_webhook_receiver.signing import fingerprint
@@ -307,3 +309,97 @@ def test_logs_hold_no_secret_key_or_payload(receiver: ReceiverProcess) -> None:
     assert '"current_period_end"' not in text
     for line in text.splitlines():
         json.loads(line)
+
+
+def test_sigterm_finishes_the_request_in_flight(tmp_path: Path, secrets_dir: Path) -> None:
+    import signal
+    import socket
+
+    process = ReceiverProcess(tmp_path, secrets_dir, f"sqlite:///{tmp_path}/g.db").start()
+    try:
+        body, headers = signed(subscription_event("sub_graceful"), [NEW])
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Stripe-Signature: {headers['Stripe-Signature']}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", process.port), timeout=20) as sock:
+            sock.sendall(head + body[:100])
+            assert process.process.popen is not None
+            process.process.popen.send_signal(signal.SIGTERM)
+            wait_until(lambda: "Shutting down" in process.log(), timeout=20, what="shutdown")
+            sock.sendall(body[100:])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 422"), answer[:200]
+        process.process.popen.wait(timeout=30)
+    finally:
+        process.stop()
+
+
+# Any character a client can put in a header (no control characters; h11 refuses those).
+header_text = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=300)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    header=st.one_of(
+        st.none(),
+        header_text,
+        st.builds(
+            lambda t, sigs: f"t={t}," + ",".join(f"v1={s}" for s in sigs),
+            st.one_of(st.integers(), header_text),
+            st.lists(header_text, max_size=5),
+        ),
+    ),
+    body=st.one_of(
+        st.binary(max_size=2000),
+        st.recursive(
+            st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text()),
+            lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+            max_leaves=30,
+        ).map(lambda value: json.dumps(value).encode()),
+    ),
+)
+def test_hostile_headers_and_bodies_get_a_400_never_a_500(
+    client: httpx.Client, header: str | None, body: bytes
+) -> None:
+    value = None if header is None else header.strip().encode("utf-8")
+    headers = {} if not value else {"Stripe-Signature": value}
+    response = client.post(PATH, content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in {
+        "missing_header",
+        "malformed_header",
+        "bad_timestamp",
+        "no_v1_signature",
+        "timestamp_outside_tolerance",
+        "no_matching_signature",
+    }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    mutation=st.sampled_from(
+        [
+            ("id", None),
+            ("created", "soon"),
+            ("type", ["customer.subscription.updated"]),
+            ("data", {"object": {"id": 1}}),
+            ("data", {"object": {"id": "sub_x", "status": "active", "items": {"data": [7]}}}),
+            ("data", {"object": {"id": "sub_x", "status": "active", "items": "none"}}),
+            ("data", {"object": {"id": "sub_x", "status": None}}),
+            ("data", {"object": {"id": "sub_x", "status": "active", "current_period_end": 1e309}}),
+        ]
+    ),
+)
+def test_signed_events_with_wrong_types_get_invalid_event(
+    client: httpx.Client, mutation: tuple[str, object]
+) -> None:
+    event = subscription_event("sub_types")
+    event[mutation[0]] = mutation[1]
+    body, headers = signed(json.dumps(event).encode(), [NEW])
+    response = client.post(PATH, content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_event"
