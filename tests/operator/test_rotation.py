@@ -1,0 +1,168 @@
+"""Rotation through the state machine: requested by annotation (with an overlap, as an
+emergency with none, queued while one runs), replacement on a `stripeApiVersion` change, and
+the readiness handshake with the real receiver holding the new endpoint disabled until it
+confirms."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stripe_webhook_operator import constants as c
+from tests.operator.conftest import (
+    RECEIVER_SECRET,
+    Scene,
+    condition_reason,
+    ready_webhook,
+    receiver_entry,
+)
+from tests.operator.operator_process import condition, poll, webhook_manifest
+from tests.operator.receiver_process import Receiver
+
+pytestmark = pytest.mark.integration
+
+
+def annotate(scene: Scene, name: str, *pairs: str) -> None:
+    scene.kubectl("annotate", "--overwrite", "swh", name, "-n", scene.namespace, *pairs)
+
+
+def rotated_to(scene: Scene, name: str, version: int, phase: str = "Idle") -> dict:
+    def check() -> dict | None:
+        body = scene.webhook(name)
+        status = body.get("status") or {}
+        done = (
+            status.get("secretVersion") == version
+            and (status.get("rotation") or {}).get("phase") == phase
+        )
+        return body if done else None
+
+    return poll(f"{name} at version {version} ({phase})", check)
+
+
+def test_requested_rotation_overlaps_then_drops_the_old_endpoint(scene: Scene) -> None:
+    scene.start_operator()
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    first = ready_webhook(scene, "shop")["status"]
+    old_secret = scene.secret("shop-stripe-webhook")[c.SECRET_KEY_SIGNING]
+    annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=one", f"{c.ANNOTATION_ROTATE_OVERLAP}=6s")
+
+    body = rotated_to(scene, "shop", 2, phase="Overlap")
+    status = body["status"]
+    assert status["previousEndpointId"] == first["endpointId"]
+    assert status["endpointId"] != first["endpointId"]
+    assert status["previousSecretExpiresAt"].endswith("Z")
+    assert {e.id: e.status for e in scene.endpoints()} == {
+        status["endpointId"]: "enabled",
+        first["endpointId"]: "enabled",
+    }
+    data = scene.secret("shop-stripe-webhook")
+    assert data[c.SECRET_KEY_PREVIOUS_SIGNING] == old_secret
+    assert data[c.SECRET_KEY_SIGNING] != old_secret
+    entry = receiver_entry(scene, "shop")
+    assert entry is not None
+    assert [s["secret"] for s in entry["signing_secrets"]] == [
+        data[c.SECRET_KEY_SIGNING],
+        old_secret,
+    ]
+    assert entry["signing_secrets"][1]["not_after"] == status["previousSecretExpiresAt"]
+
+    body = rotated_to(scene, "shop", 2)
+    assert "previousEndpointId" not in body["status"]
+    assert [e.id for e in scene.endpoints()] == [status["endpointId"]]
+    assert c.SECRET_KEY_PREVIOUS_SIGNING not in scene.secret("shop-stripe-webhook")
+    entry = receiver_entry(scene, "shop")
+    assert entry is not None
+    assert len(entry["signing_secrets"]) == 1
+    reasons = scene.event_reasons("shop")
+    for reason in ("RotationStarted", "NewEndpointCreated", "OldEndpointDeleted"):
+        assert reason in reasons
+    assert "RotationCompleted" in poll(
+        "RotationCompleted", lambda: (r := scene.event_reasons("shop")) and r
+    )
+
+    # The same annotation value never starts another rotation.
+    annotate(scene, "shop", "unrelated=change")
+    time.sleep(3)
+    assert scene.webhook("shop")["status"]["secretVersion"] == 2
+
+
+def test_emergency_rotation_drops_the_old_secret_at_once(scene: Scene) -> None:
+    scene.start_operator()
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    first = ready_webhook(scene, "shop")["status"]
+    annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=leak", f"{c.ANNOTATION_ROTATE_OVERLAP}=0")
+    body = rotated_to(scene, "shop", 2)
+    assert [e.id for e in scene.endpoints()] == [body["status"]["endpointId"]]
+    assert body["status"]["endpointId"] != first["endpointId"]
+    assert c.SECRET_KEY_PREVIOUS_SIGNING not in scene.secret("shop-stripe-webhook")
+
+
+def test_request_during_a_rotation_is_queued(scene: Scene) -> None:
+    scene.start_operator()
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    ready_webhook(scene, "shop")
+    annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=a", f"{c.ANNOTATION_ROTATE_OVERLAP}=4s")
+    rotated_to(scene, "shop", 2, phase="Overlap")
+    annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=b")
+    body = rotated_to(scene, "shop", 3, phase="Overlap")
+    assert body["status"]["rotation"]["request"] == "b"
+    rotated_to(scene, "shop", 3)
+    assert len(scene.endpoints()) == 1
+
+
+def test_api_version_change_replaces_the_endpoint(scene: Scene) -> None:
+    scene.start_operator()
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    first = ready_webhook(scene, "shop")["status"]
+    scene.apply(
+        webhook_manifest(
+            scene.namespace,
+            "shop",
+            stripeApiVersion="2025-03-31.basil",
+            rotation={"overlap": "1m"},
+        )
+    )
+    body = rotated_to(scene, "shop", 2, phase="Overlap")
+    endpoints = {e.id: e for e in scene.endpoints()}
+    assert set(endpoints) == {first["endpointId"], body["status"]["endpointId"]}
+    assert endpoints[body["status"]["endpointId"]].api_version == "2025-03-31.basil"
+    assert body["status"]["rotation"]["trigger"] == "ApiVersionChanged"
+
+
+@pytest.fixture
+def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[Receiver]:
+    process = Receiver(
+        kube_cluster.kubeconfig,  # type: ignore[attr-defined]
+        scene.namespace,
+        RECEIVER_SECRET,
+        tmp_path / "receiver",
+    ).start()
+    yield process
+    process.stop()
+
+
+def test_new_endpoint_stays_disabled_until_the_receiver_holds_its_secret(
+    scene: Scene, receiver: Receiver
+) -> None:
+    scene.start_operator(f"--receiver-url={receiver.url}")
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    body = ready_webhook(scene, "shop")
+    propagated = condition(body, c.CONDITION_SECRET_PROPAGATED)
+    assert propagated["status"] == "True"
+    assert propagated["reason"] == "ReceiverConfirmed"
+
+    receiver.stop_server()
+    annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=x", f"{c.ANNOTATION_ROTATE_OVERLAP}=1s")
+    condition_reason(scene, "shop", "WaitingForReceiver", c.CONDITION_SECRET_PROPAGATED)
+    new_id = scene.webhook("shop")["status"]["rotation"]["newEndpointId"]
+    time.sleep(1)
+    assert scene.client().v1.webhook_endpoints.retrieve(new_id).status == "disabled"
+    assert scene.webhook("shop")["status"]["secretVersion"] == 1
+
+    receiver.start()
+    rotated_to(scene, "shop", 2)
+    assert scene.client().v1.webhook_endpoints.retrieve(new_id).status == "enabled"
+    assert "SecretPropagated" in scene.event_reasons("shop")
