@@ -45,11 +45,24 @@ def dev_dir() -> Path:
 
 @dataclass
 class Started:
-    """One process `up` started: `stop_signal` goes first, then SIGTERM and SIGKILL."""
+    """One process `up` started: `stop_signal` goes first, then SIGTERM and SIGKILL.
+
+    `identity` tells this process from a later one that was given the same PID (after a
+    reboot, say), which `down` must not signal.
+    """
 
     name: str
     pid: int
     stop_signal: int = signal.SIGTERM
+    identity: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.identity is None:
+            self.identity = process_identity(self.pid)
+
+    def alive(self) -> bool:
+        current = process_identity(self.pid)
+        return current is not None and current == self.identity
 
 
 @dataclass
@@ -72,11 +85,13 @@ class StackState:
 
     def alive(self) -> list[Started]:
         """The recorded processes that still run."""
-        return [started for started in self.processes if pid_alive(started.pid)]
+        return [started for started in self.processes if started.alive()]
 
     def stop(self) -> None:
         """Stop every recorded process, newest first, then delete the recorded folders."""
         for started in reversed(self.processes):
+            if not started.alive():
+                continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(started.pid, started.stop_signal)
             if not wait_gone(started.pid, STOP_TIMEOUT):
@@ -85,18 +100,28 @@ class StackState:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def pid_alive(pid: int) -> bool:
-    """Return whether a process with this PID runs; a zombie does not.
+def process_identity(pid: int) -> str | None:
+    """Return the boot id and start time of a running process, or None if it is gone.
 
-    Once `up` has exited, its children belong to PID 1, which may reap them only later: until
-    then a stopped process still answers signal 0 but is a zombie (state Z) in /proc.
+    A zombie counts as gone: once `up` has exited, its children belong to PID 1, which may
+    reap them only later, and until then a stopped process still answers signal 0.
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except (FileNotFoundError, ProcessLookupError):
-        return False
-    # The state follows the command name, which is in parentheses and may contain spaces.
-    return stat[stat.rindex(")") + 2] not in "ZX"
+        return None
+    # The fields after the command name, which is in parentheses and may contain spaces:
+    # the state first, the start time (in clock ticks since boot) 19 fields later.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in "ZX":
+        return None
+    return f"{boot}:{fields[19]}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Return whether a process with this PID runs; a zombie does not."""
+    return process_identity(pid) is not None
 
 
 def wait_gone(pid: int, timeout: float) -> bool:

@@ -57,6 +57,21 @@ def test_stop_ends_a_recorded_process_group(tmp_path: Path) -> None:
     assert not (tmp_path / "gone").exists()
 
 
+def test_a_reused_pid_is_left_alone(tmp_path: Path) -> None:
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        # The record of an earlier process that had the same PID (before a reboot, say).
+        state = StackState(processes=[Started("old", stranger.pid, identity="other-boot:1")])
+
+        state.stop()
+
+        assert state.alive() == []
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait(timeout=5)
+
+
 def devstack(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "devstack", command],
