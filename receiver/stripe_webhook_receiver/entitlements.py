@@ -19,10 +19,11 @@ ACCESS_STATUSES = frozenset({"active", "trialing", "past_due"})
 
 def grants_access(row: SubscriptionRow, now: int) -> bool:
     """Return whether the subscription grants access at `now` (Unix seconds)."""
+    state = row.state
     return (
-        row.status in ACCESS_STATUSES
-        and row.current_period_end is not None
-        and now < row.current_period_end
+        state.status in ACCESS_STATUSES
+        and state.current_period_end is not None
+        and now < state.current_period_end
     )
 
 
@@ -32,12 +33,16 @@ def active_entitlements(
     """Return, per entitlement granted at `now`, the subscription that grants it longest."""
     granted: dict[str, SubscriptionRow] = {}
     for row in rows:
-        if not grants_access(row, now) or row.product_id is None:
+        if not grants_access(row, now) or row.state.product_id is None:
             continue
         for name, products in mapping.items():
-            if row.product_id not in products:
+            if row.state.product_id not in products:
                 continue
             best = granted.get(name)
-            if best is None or (best.current_period_end or 0) < (row.current_period_end or 0):
+            if best is None or _end(best) < _end(row):
                 granted[name] = row
     return granted
+
+
+def _end(row: SubscriptionRow) -> int:
+    return row.state.current_period_end or 0

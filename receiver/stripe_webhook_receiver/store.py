@@ -21,7 +21,12 @@ from enum import StrEnum
 from typing import Any
 
 from stripe_webhook_receiver.database import Database, Transaction
-from stripe_webhook_receiver.events import SubscriptionEvent, parse_envelope, parse_subscription
+from stripe_webhook_receiver.events import (
+    SubscriptionEvent,
+    SubscriptionState,
+    parse_envelope,
+    parse_subscription,
+)
 
 BILLING_ISSUE_STATUSES = ("past_due", "unpaid")
 
@@ -62,22 +67,9 @@ class ReceiptResult:
 
 @dataclass(frozen=True)
 class SubscriptionRow:
-    """A subscription's state as last applied."""
+    """A subscription's state as last applied, with what the store derived from its history."""
 
-    subscription_id: str
-    customer: str | None
-    status: str
-    product_id: str | None
-    price_id: str | None
-    current_period_start: int | None
-    current_period_end: int | None
-    cancel_at_period_end: bool
-    cancel_at: int | None
-    canceled_at: int | None
-    trial_start: int | None
-    trial_end: int | None
-    start_date: int | None
-    livemode: bool
+    state: SubscriptionState
     billing_issues_since: int | None
     order_created: int
     updated_at: int
@@ -296,7 +288,7 @@ def _row(row: Any) -> SubscriptionRow:
     values = list(row)
     values[7] = bool(values[7])
     values[13] = bool(values[13])
-    return SubscriptionRow(*values)
+    return SubscriptionRow(SubscriptionState(*values[:14]), *values[14:])
 
 
 def _replay_waiting(tx: Transaction, webhook: str, subscription_id: str, now_ms: int) -> int:

@@ -26,24 +26,25 @@ def rfc3339(seconds: int | float | None) -> str | None:
 
 
 def _subscription(row: SubscriptionRow) -> dict[str, Any]:
-    trial = row.status == "trialing"
-    unsubscribed = row.cancel_at_period_end or row.status == "canceled"
+    state = row.state
+    trial = state.status == "trialing"
+    unsubscribed = state.cancel_at_period_end or state.status == "canceled"
     return {
-        "expires_date": rfc3339(row.current_period_end),
-        "purchase_date": rfc3339(row.current_period_start),
-        "original_purchase_date": rfc3339(row.start_date),
+        "expires_date": rfc3339(state.current_period_end),
+        "purchase_date": rfc3339(state.current_period_start),
+        "original_purchase_date": rfc3339(state.start_date),
         "period_type": "trial" if trial else "normal",
         "store": STORE,
-        "is_sandbox": not row.livemode,
-        "unsubscribe_detected_at": rfc3339(row.canceled_at) if unsubscribed else None,
+        "is_sandbox": not state.livemode,
+        "unsubscribe_detected_at": rfc3339(state.canceled_at) if unsubscribed else None,
         "billing_issues_detected_at": rfc3339(row.billing_issues_since),
-        "status": row.status,
-        "cancel_at_period_end": row.cancel_at_period_end,
-        "canceled_at": rfc3339(row.canceled_at),
-        "trial_end": rfc3339(row.trial_end),
-        "price_id": row.price_id,
-        "product_id": row.product_id,
-        "store_transaction_id": row.subscription_id,
+        "status": state.status,
+        "cancel_at_period_end": state.cancel_at_period_end,
+        "canceled_at": rfc3339(state.canceled_at),
+        "trial_end": rfc3339(state.trial_end),
+        "price_id": state.price_id,
+        "product_id": state.product_id,
+        "store_transaction_id": state.subscription_id,
     }
 
 
@@ -57,13 +58,13 @@ def subscriber_document(
     """Build the response body for one subscriber at `now` (Unix seconds)."""
     subscriptions: dict[str, dict[str, Any]] = {}
     # Two subscriptions to one product: the one that runs longest speaks for the product.
-    for row in sorted(rows, key=lambda r: r.current_period_end or 0):
-        subscriptions[row.product_id or row.subscription_id] = _subscription(row)
+    for row in sorted(rows, key=lambda r: r.state.current_period_end or 0):
+        subscriptions[row.state.product_id or row.state.subscription_id] = _subscription(row)
     entitlements = {
         name: {
-            "expires_date": rfc3339(row.current_period_end),
-            "purchase_date": rfc3339(row.current_period_start),
-            "product_identifier": row.product_id,
+            "expires_date": rfc3339(row.state.current_period_end),
+            "purchase_date": rfc3339(row.state.current_period_start),
+            "product_identifier": row.state.product_id,
         }
         for name, row in sorted(active_entitlements(rows, entitlement_map, int(now)).items())
     }

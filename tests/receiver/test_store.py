@@ -159,7 +159,7 @@ def test_webhooks_do_not_see_each_others_subscriptions(harness: Harness) -> None
     _, rows = harness.run(harness.store.subscriber("other/app", "user"))
     assert rows == []
     _, rows = harness.run(harness.store.subscriber(WEBHOOK, "user"))
-    assert [r.subscription_id for r in rows] == ["sub_iso"]
+    assert [r.state.subscription_id for r in rows] == ["sub_iso"]
 
 
 def test_retention_prunes_old_deliveries_and_event_ids(harness: Harness) -> None:
