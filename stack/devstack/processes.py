@@ -132,8 +132,16 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
             os.killpg(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not pid_running(pid):
                 return
             time.sleep(0.05)
+
+
+def pid_running(pid: int) -> bool:
+    """Return whether the process runs; a zombie (exited, not yet reaped by PID 1) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = stat[stat.rindex(")") + 2 :].split()[0]
+    return state not in ("Z", "X")
