@@ -47,6 +47,7 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     ops.posting.reporting_component = c.LABEL_MANAGED_BY_VALUE
     ops.peering.mandatory = settings.peering is not None
     ops.peering.clusterwide = settings.clusterwide
+    ops.peering.lifetime = int(settings.peering_lifetime)
     return ops
 
 

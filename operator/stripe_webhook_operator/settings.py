@@ -38,6 +38,7 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     peering: str | None = None
     priority: int | None = None
+    peering_lifetime: float = 60.0
     metrics_host: str = "0.0.0.0"  # noqa: S104 - the pod's probe and scrape arrive from outside
     metrics_port: int = 8080
     drift_interval: float = 300.0
@@ -113,6 +114,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add("peering", None, "kopf peering name: replicas with the same name share the work")
     add("priority", None, "peering priority (default: random, distinct per replica)")
+    add("peering-lifetime", "60s", "how long a silent replica is trusted before others take over")
     add("metrics-host", "0.0.0.0", "address of the /metrics and /healthz server")  # noqa: S104
     add("metrics-port", "8080", "port of the /metrics and /healthz server")
     add("drift-interval", "5m", "how often each webhook is compared with Stripe")
@@ -196,6 +198,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         namespaces=_namespaces(args.namespace),
         peering=args.peering or None,
         priority=int(_number("priority", args.priority, int)) if args.priority else None,
+        peering_lifetime=max(_duration("peering-lifetime", args.peering_lifetime), 2.0),
         metrics_host=args.metrics_host,
         metrics_port=int(_number("metrics-port", args.metrics_port, int)),
         drift_interval=max(_duration("drift-interval", args.drift_interval), 0.5),
