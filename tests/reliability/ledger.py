@@ -1,0 +1,67 @@
+"""Per-scenario counts of the reliability suite: trials, events sent, events lost, events
+applied twice, crashes caused. Tests add to a row as they go and assert afterwards, so a failing
+trial still shows in the table it produced."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SOAK = os.environ.get("SOAK", "") not in ("", "0")
+
+
+def trials(bounded: int, soak: int) -> int:
+    """How many trials a scenario runs: a few in `make test`, more under `make soak`."""
+    return soak if SOAK else bounded
+
+
+@dataclass
+class Row:
+    """One scenario's counts. For operator scenarios an 'event' is a desired endpoint: lost
+    means missing or not verifying, applied twice means a duplicate or orphaned endpoint."""
+
+    scenario: str
+    trials: int = 0
+    events_sent: int = 0
+    lost: int = 0
+    applied_twice: int = 0
+    crashes: int = 0
+
+    def add(
+        self,
+        *,
+        trials: int = 0,
+        events_sent: int = 0,
+        lost: int = 0,
+        applied_twice: int = 0,
+        crashes: int = 0,
+    ) -> None:
+        self.trials += trials
+        self.events_sent += events_sent
+        self.lost += lost
+        self.applied_twice += applied_twice
+        self.crashes += crashes
+
+
+class Ledger:
+    """Rows in the order scenarios first report; saved as JSON for the report generator."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+
+    def row(self, scenario: str) -> Row:
+        """Return the row of `scenario`, created empty on first use."""
+        return self.rows.setdefault(scenario, Row(scenario))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"soak": SOAK, "rows": [asdict(row) for row in self.rows.values()]}
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+
+    @staticmethod
+    def load(path: Path) -> tuple[bool, list[Row]]:
+        """Return (soak, rows) from a file written by `save`."""
+        payload = json.loads(path.read_text())
+        return bool(payload["soak"]), [Row(**row) for row in payload["rows"]]
