@@ -9,6 +9,7 @@ its workdir; every process it starts is stopped by PID.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -336,8 +337,8 @@ class ControlPlane:
             try:
                 if check():
                     return
-            except (OSError, urllib.error.URLError):
-                pass
+            except (OSError, http.client.HTTPException):
+                pass  # not serving yet (URLError and HTTPError are OSErrors too)
             time.sleep(0.05)
         raise StackError(f"{what} not ready after {timeout:.0f} s")
 
