@@ -3,11 +3,12 @@
 A unit of work is a plain function that takes a `Transaction` and runs SQL written with `?`
 placeholders; the database runs it inside a transaction and hands back its result.
 
-SQLite (the default, one replica): one writer thread owns the connection and commits units
-in groups. Each unit runs inside its own savepoint, so one failing unit rolls back alone,
-and one commit (one fsync of the WAL) makes the whole group durable before any of its
-callers answers. Under load this amortises the fsync over many requests; at one request at
-a time it costs nothing extra.
+SQLite (the default, one replica): units queue up on the event loop and a committer task
+runs them in groups, one transaction per group, each unit inside its own savepoint (one
+failing unit rolls back alone). One commit, one fsync of the WAL in a worker thread, makes
+the whole group durable before any of its callers answers; requests arriving meanwhile form
+the next group. Under load this amortises the fsync over many requests; at one request at a
+time it costs nothing extra.
 
 PostgreSQL (several replicas): each unit gets a pooled connection in a worker thread and its
 own transaction; the server does the group commit.
@@ -33,7 +34,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -93,6 +94,8 @@ class Database(Protocol):
 
     def run_sync(self, unit: Unit[T]) -> T: ...
 
+    async def aclose(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -108,28 +111,32 @@ def sqlite_path(url: str) -> Path:
 
 
 class SqliteDatabase:
-    """An SQLite file in WAL mode, written by one thread that commits units in groups."""
+    """An SQLite file in WAL mode whose units run in groups, each group one commit."""
 
     dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._queue: queue.SimpleQueue[tuple[Unit[Any], Future[Any], bool] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
         self._connection: sqlite3.Connection | None = None
         self._durable = True
-        self._thread.start()
+        # Held while the connection is in use: by the committer (across the commit it hands
+        # to the worker thread) or by `run_sync`.
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Unit[Any], asyncio.Future[Any], bool]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
-                connection.execute("PRAGMA busy_timeout = 5000")
+                # The file belongs to this one process; waiting long for another writer would
+                # stall the event loop, so give up soon and answer 503.
+                connection.execute("PRAGMA busy_timeout = 1000")
                 connection.execute("PRAGMA journal_mode = WAL")
-                # FULL: each commit is fsynced, so a 2xx is only sent for a durable event.
+                # FULL: each durable commit is fsynced, so a 2xx is only sent for a stored event.
                 connection.execute("PRAGMA synchronous = FULL")
                 self._durable = True
             except sqlite3.Error:
@@ -144,84 +151,123 @@ class SqliteDatabase:
                 self._connection.close()
             self._connection = None
 
-    def _serve(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                self._drop_connection()
-                return
-            group = [item]
-            while len(group) < MAX_GROUP:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                group.append(more)
-            self._run_group(group)
-
-    def _run_group(self, submitted: list[tuple[Unit[Any], Future[Any], bool]]) -> None:
-        # A caller that gave up (its task was cancelled) is skipped, never answered twice.
-        group = [(u, f, d) for u, f, d in submitted if f.set_running_or_notify_cancel()]
-        if not group:
-            return
-        results: list[tuple[bool, Any]] = []
-        durable = any(d for _, _, d in group)
-        try:
-            connection = self._connect()
-            transaction = Transaction(connection, self.dialect)
-            if durable != self._durable:
-                connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
-            connection.execute("BEGIN IMMEDIATE")
-            for unit, _, _ in group:
-                connection.execute("SAVEPOINT unit")
-                try:
-                    results.append((True, unit(transaction)))
-                    connection.execute("RELEASE unit")
-                except BaseException as exc:
-                    connection.execute("ROLLBACK TO unit")
-                    connection.execute("RELEASE unit")
-                    results.append((False, exc))
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._connection is not None and self._connection.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._connection.execute("ROLLBACK")
-            # A failed open or commit may leave the connection unusable: start afresh next time.
-            self._drop_connection()
-            failure = _translate_sqlite(exc)
-            for _, future, _ in group:
-                future.set_exception(failure)
-            return
-        for (_, future, _), (ok, value) in zip(group, results, strict=True):
-            if ok:
-                future.set_result(value)
-            elif isinstance(value, sqlite3.Error):
-                future.set_exception(_translate_sqlite(value))
-            else:
-                future.set_exception(value)
-
-    def _submit(self, unit: Unit[T], durable: bool = True) -> Future[T]:
-        future: Future[T] = Future()
-        self._queue.put((unit, future, durable))
-        return future
-
     async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
         """Run `unit` in the next commit group; return once that group has committed (and,
         unless `durable` is false, is on disk)."""
-        return await asyncio.wrap_future(self._submit(unit, durable))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((unit, future, durable))
+        if self._committer is None or self._committer.done():
+            self._wakeup = asyncio.Event()
+            self._committer = loop.create_task(self._commit_loop(), name="sqlite-committer")
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await future
+
+    async def _commit_loop(self) -> None:
+        # Units run here, on the event loop, and take microseconds; only the commit's fsync
+        # goes to the worker thread. Whatever arrives while one group is being flushed forms
+        # the next group: that is the group commit. One thread touching Python objects at a
+        # time also spares the interpreter lock the hand-offs a writer thread would cost.
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                group = self._pending[:MAX_GROUP]
+                del self._pending[:MAX_GROUP]
+                await self._run_group(group)
+
+    async def _run_group(
+        self, submitted: list[tuple[Unit[Any], asyncio.Future[Any], bool]]
+    ) -> None:
+        # A caller that gave up (its task was cancelled) is skipped, never answered twice.
+        group = [item for item in submitted if not item[1].done()]
+        if not group:
+            return
+        durable = any(d for _, _, d in group)
+        results: list[tuple[bool, Any]] = []
+        with self._lock:
+            try:
+                connection = self._connect()
+                if durable != self._durable:
+                    connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                    self._durable = durable
+                connection.execute("BEGIN IMMEDIATE")
+                results = [_run_unit(connection, unit) for unit, _, _ in group]
+                if durable:
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(self._flusher, connection.execute, "COMMIT")
+                else:
+                    connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._abandon()
+                failure = _translate_sqlite(exc)
+                for _, future, _ in group:
+                    if not future.done():
+                        future.set_exception(failure)
+                return
+        for (_, future, _), (ok, value) in zip(group, results, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _abandon(self) -> None:
+        if self._connection is not None and self._connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.execute("ROLLBACK")
+        # A failed open or commit may leave the connection unusable: start afresh next time.
+        self._drop_connection()
 
     def run_sync(self, unit: Unit[T]) -> T:
         """Run `unit` from a thread that has no event loop (the `migrate` command, tests)."""
-        return self._submit(unit).result()
+        with self._lock:
+            try:
+                connection = self._connect()
+                connection.execute("BEGIN IMMEDIATE")
+                ok, value = _run_unit(connection, unit)
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._abandon()
+                raise _translate_sqlite(exc) from None
+        if not ok:
+            raise value
+        result: T = value
+        return result
+
+    async def aclose(self) -> None:
+        """Stop the committer once idle, then close the connection."""
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
-        """Finish the queued units, then close the connection and stop the writer thread."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """Close the connection and the worker thread."""
+        with self._lock:
+            self._drop_connection()
+        self._flusher.shutdown(wait=True)
+
+
+def _run_unit(connection: sqlite3.Connection, unit: Unit[Any]) -> tuple[bool, Any]:
+    """Run one unit in a savepoint of its own, so that its failure rolls back only itself."""
+    connection.execute("SAVEPOINT unit")
+    try:
+        value = unit(Transaction(connection, "sqlite"))
+    except sqlite3.Error as exc:
+        connection.execute("ROLLBACK TO unit")
+        connection.execute("RELEASE unit")
+        return False, _translate_sqlite(exc)
+    except Exception as exc:
+        connection.execute("ROLLBACK TO unit")
+        connection.execute("RELEASE unit")
+        return False, exc
+    connection.execute("RELEASE unit")
+    return True, value
 
 
 def _translate_sqlite(exc: sqlite3.Error) -> BaseException:
@@ -284,6 +330,10 @@ class PostgresDatabase:
     async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
         """Run `unit` in a worker thread; return once its transaction has committed."""
         return await asyncio.to_thread(self.run_sync, unit, durable)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         """Close every idle connection."""

@@ -61,7 +61,7 @@ class Runtime:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await asyncio.to_thread(self.database.close)
+        await self.database.aclose()
 
     def refresh_secrets(self) -> ReloadReport:
         """Look at the secrets directory; on a change, log it and count it."""

@@ -64,8 +64,8 @@ class Harness:
         return None if row is None else tuple(row)
 
     def close(self) -> None:
+        self.run(self.database.aclose())
         self.loop.close()
-        self.database.close()
 
 
 @pytest.fixture
