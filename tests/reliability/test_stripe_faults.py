@@ -1,0 +1,124 @@
+"""Stripe misbehaving, as the emulator injects it: 429 bursts with and without
+`Stripe-Should-Retry`, 500 and 503, answers slower than the operator's timeout (before and
+after the request ran), dropped connections, and an Idempotency-Key already used by someone
+else. The operator still converges to one verifying endpoint per webhook, and with the
+emulator enforcing Stripe's test-mode rate limit (25 requests/s per account) it is never
+throttled."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.fixtures_stripe import StripeTarget
+from devstack.stripe_emulator.launcher import EmulatorProcess
+from stripe_webhook_operator import manifests
+from tests.operator.conftest import Scene
+from tests.operator.operator_process import get_json, poll, webhook_manifest
+from tests.reliability.convergence import check_deliveries, settle
+from tests.reliability.ledger import Ledger, trials
+from tests.reliability.sink import Sink
+
+pytestmark = pytest.mark.integration
+
+SCENARIO = "Stripe faults (429, 5xx, slow, dropped, idempotency) at 25 req/s"
+STRIPE_TEST_MODE_RATE = 25
+WEBHOOKS_PER_TRIAL = 5
+ENDPOINTS = "/v1/webhook_endpoints"
+
+# (fault spec, how many requests it spoils): the operator's timeout is 2 s, so `latency` and
+# `answer_latency` of 3 s are timeouts before and after Stripe acted.
+FAULTS: list[dict[str, Any]] = [
+    {"status": 429, "count": 4},
+    {"status": 429, "should_retry": True, "count": 2},
+    {"status": 500, "count": 2},
+    {"status": 503, "should_retry": True, "count": 2},
+    {"latency": 3.0, "count": 2},
+    {"answer_latency": 3.0, "method": "POST", "count": 2},
+    {"drop": "before", "count": 2},
+    {"drop": "after", "method": "POST", "count": 2},
+]
+
+
+@pytest.fixture(scope="module")
+def stripe_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeTarget]:
+    """An emulator of its own that throttles each account as Stripe test mode does."""
+    process = EmulatorProcess(
+        Path(tmp_path_factory.mktemp("rate-limited-emulator")), rate_limit=STRIPE_TEST_MODE_RATE
+    ).start()
+    try:
+        yield StripeTarget(process.base_url)
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    server = Sink().start()
+    yield server
+    server.stop()
+
+
+def squat_idempotency_key(scene: Scene, name: str, url: str) -> None:
+    """Use the key of `name`'s first create for another request, as a stranger's could."""
+    uid = get_json(scene.kubectl, "stripewebhook", name, "-n", scene.namespace)["metadata"]["uid"]
+    scene.client().v1.webhook_endpoints.create(
+        {"url": url + "/squatter", "enabled_events": ["customer.subscription.updated"]},
+        {"idempotency_key": manifests.idempotency_key(uid, 1)},
+    )
+
+
+def test_operator_converges_through_stripe_faults_within_the_rate_limit(
+    scene: Scene, sink: Sink, ledger: Ledger
+) -> None:
+    row = ledger.row(SCENARIO)
+    subscription = scene.stripe.create_subscription(scene.api_key)
+    problems: list[str] = []
+    operator = None
+    count = trials(1, 5)
+    for trial in range(count):
+        wanted = {
+            f"t{trial}-w{i}": f"{sink.url}/{scene.namespace}/t{trial}-w{i}"
+            for i in range(WEBHOOKS_PER_TRIAL)
+        }
+        for name, url in wanted.items():
+            scene.apply(webhook_manifest(scene.namespace, name, url=url))
+        squat_idempotency_key(scene, f"t{trial}-w0", wanted[f"t{trial}-w0"])
+        scene.stripe.reset_stats(scene.api_key)
+        injected = 0
+        for spec in FAULTS:
+            scene.stripe.inject_fault(scene.api_key, path_prefix=ENDPOINTS, **spec)
+            injected += int(spec["count"])
+        if operator is None:
+            operator = scene.start_operator("--stripe-timeout=2s")
+        else:
+            for name in wanted:  # the running operator picks them up from its watch
+                poll(f"{name} seen", lambda name=name: scene.webhook(name).get("status"))
+
+        outcome = settle(scene, wanted, set())
+        stats = scene.stripe.stats(scene.api_key)
+        lost = outcome.lost or check_deliveries(scene, sink, wanted, subscription.id)
+        row.add(
+            trials=1,
+            events_sent=len(wanted),
+            lost=len(lost),
+            applied_twice=len(outcome.extra),
+            crashes=stats["faults_served"],
+        )
+        problems += [f"trial {trial}: {p}" for p in lost + outcome.extra]
+        if stats["faults_served"] != injected:
+            problems.append(f"trial {trial}: {stats['faults_served']} of {injected} faults served")
+        squatted = scene.webhook(f"t{trial}-w0")["status"].get("secretVersion")
+        if squatted != 2:  # the squatted key forces the next version
+            problems.append(f"trial {trial}: squatted webhook at secret version {squatted}")
+        if stats["rate_limited"]:
+            problems.append(f"trial {trial}: {stats['rate_limited']} calls over the rate limit")
+        scene.stripe.clear_faults(scene.api_key)
+    assert not problems, json.dumps(problems, indent=1)
+    assert operator is not None
+    assert scene.api_key not in operator.log()
+    assert scene.api_key not in operator.metrics()
