@@ -124,6 +124,7 @@ async def serve(settings: Settings) -> None:
     finally:
         await runner.cleanup()
         await http.aclose()
+        await gateway.aclose()
         await kube_client.close()
 
 

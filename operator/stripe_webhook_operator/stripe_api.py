@@ -140,17 +140,27 @@ class StripeGateway:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._clients: dict[str, stripe.StripeClient] = {}
+        self._http_clients: list[stripe.HTTPXClient] = []
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of every account's client."""
+        for http_client in self._http_clients:
+            await http_client.close_async()  # type: ignore[no-untyped-call]
+        self._http_clients.clear()
+        self._clients.clear()
 
     def _client(self, api_key: SecretValue) -> stripe.StripeClient:
         # Keyed by a digest so the key itself is not kept as a dict key in memory dumps.
         digest = hashlib.sha256(api_key.reveal().encode()).hexdigest()
         client = self._clients.get(digest)
         if client is None:
+            http_client = stripe.HTTPXClient(timeout=self._timeout)
+            self._http_clients.append(http_client)
             client = stripe.StripeClient(
                 api_key.reveal(),
                 base_addresses={"api": self._api_base},
                 max_network_retries=0,
-                http_client=stripe.HTTPXClient(timeout=self._timeout),
+                http_client=http_client,
             )
             self._clients[digest] = client
         return client
