@@ -273,10 +273,14 @@ def start_operator(target: Target) -> ManagedProcess:
         f"--receiver-url={target.receiver_url}",
         f"--public-base-url={target.public_url}",
         f"--receiver-namespace={RECEIVER_NAMESPACE}",
-        f"--namespace={target.namespace}",
+        *([f"--namespace={target.namespace}"] if target.namespace else []),
         "--metrics-host=127.0.0.1",
         f"--metrics-port={metrics_port}",
         "--propagation-interval=250ms",
+        # kopf hides annotations under its storage prefix (ours) from change handlers, so a
+        # `kubectl stripe rotate` is only seen at the next pass of the webhook's loop: keep it
+        # short here so the demo does not wait the default 5 minutes.
+        "--drift-interval=5s",
     ]
     shown = [Path(argv[0]).name, *argv[1:]]
     step("Start the operator", " ".join(shown))

@@ -1,0 +1,84 @@
+"""`make demo` walks the whole journey on the local stack and ends with a true summary."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack.processes import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+SUMMARY = re.compile(r"^SUMMARY (.*)$", re.MULTILINE)
+PAIR = re.compile(r"(\w+)=(\S+)")
+SECRET_SHAPES = re.compile(r"whsec_\w+|sk_test_\w{8,}")
+DEMO_TIMEOUT = 600
+
+
+def summary(output: str) -> dict[str, str]:
+    """The key=value pairs of every SUMMARY line."""
+    return {k: v for line in SUMMARY.findall(output) for k, v in PAIR.findall(line)}
+
+
+def demo_processes() -> list[int]:
+    """PIDs of processes still running with the demo's folder on their command line."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"stripe-webhook-demo-" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def test_make_demo_runs_the_demo_module() -> None:
+    plan = subprocess.run(
+        ["make", "-n", "demo"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "-m devstack.demo" in plan.splitlines()[-1]
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT + 60)
+def test_demo_journey_ends_with_a_true_summary() -> None:
+    if os.environ.get("E2E_KUBECONFIG") or os.environ.get("STRIPE_TEST_API_KEY"):
+        pytest.fail("this test runs the demo on the local stack; unset the E2E variables for it")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "stack"))
+    env.pop("DEMO_KEEP", None)
+    # What `make demo` runs once `make install` is done (the suite runs after it).
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack.demo"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    facts = summary(result.stdout)
+    assert facts["webhook"] == "billing/my-app"
+    assert facts["endpoint"].startswith("we_")
+    assert facts["previous_endpoint"].startswith("we_")
+    assert facts["endpoint"] != facts["previous_endpoint"]
+    assert facts["rotation"] == "v1->v2"
+    assert int(facts["events_applied"]) == 2
+    assert facts["cancel_at_period_end"] == "True->False"
+    assert facts["entitlements"] == "premium"
+    assert facts["verified_after_rotation"] == "True"
+    assert facts["leftover_processes"] == "0"
+    for command in (
+        "kubectl apply -n billing -f examples/stripewebhook.yaml",
+        "kubectl stripe rotate my-app -n billing --wait",
+    ):
+        assert f"$ {command}" in result.stdout
+    assert not SECRET_SHAPES.search(output), "a secret value reached the demo's output"
+    assert demo_processes() == []
