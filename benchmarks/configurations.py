@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sqlite3
 import sys
 import time
@@ -107,9 +108,9 @@ class Running:
         """Resident memory of all server processes and their children now, in KiB."""
         return sum(process_tree_rss_kib(process.pid) for process in self.processes)
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         for process in self.processes:
-            process.stop(timeout=30)
+            process.stop(timeout=30, sig=sig)
 
 
 class Configuration:
@@ -123,6 +124,8 @@ class Configuration:
         self.workdir = workdir
         self.placement = placement
         self.secret = f"whsec_{secrets.token_urlsafe(24)}"
+        # When set, the next server started runs under cProfile and writes its stats here.
+        self.profile_path: Path | None = None
 
     def pool_spec(self, subscriptions: Sequence[str]) -> PoolSpec:
         return PoolSpec(self.secret, subscriptions, WEBHOOK_PATH)
@@ -140,11 +143,20 @@ class Configuration:
     ) -> ManagedProcess:
         return ManagedProcess(
             name,
-            pinned(argv, cpus),
+            pinned(self._profiled(argv), cpus),
             self.workdir / "logs" / f"{name}.log",
             env={**os.environ, "PYTHONPATH": CHILD_PYTHONPATH, **env},
             cwd=REPO_ROOT,
         )
+
+    def _profiled(self, argv: Sequence[str]) -> list[str]:
+        """Run a Python program under cProfile (its main thread) if a profile is wanted."""
+        if self.profile_path is None:
+            return list(argv)
+        profile = [str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(self.profile_path)]
+        if Path(argv[0]).name.startswith("python"):
+            return [*profile, *argv[1:]]
+        return [*profile, *argv]
 
     def _uvicorn(self, name: str, app: str, env: dict[str, str]) -> Running:
         port = free_port()

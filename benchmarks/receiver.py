@@ -26,6 +26,7 @@ if __name__ == "__main__":
 import argparse
 import math
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -52,6 +53,7 @@ from benchmarks.configurations import (
 from benchmarks.events import subscription_ids, write_pool
 from benchmarks.loadgen import result_from_json
 from benchmarks.measurements import LoadResult, Spread, ratio
+from benchmarks.profiles import top_functions
 from benchmarks.wrk import run_wrk
 from devstack.postgres import PostgresServer
 from devstack.processes import REPO_ROOT, StackError
@@ -65,6 +67,7 @@ RSS_SAMPLE_INTERVAL = 0.25
 POOL_HEADROOM = 3.0
 FLOOR_RATE = 3000.0
 MIN_POOL = 500
+DEFAULT_PROFILE = "ours-sqlite,naive"
 TARGETS = {
     "sqlite_vs_naive": 2.0,
     "sqlite_vs_flask": 6.0,
@@ -82,6 +85,7 @@ class Options:
     subscriptions: int
     only: set[str] | None
     output: Path | None
+    profile: list[str] = field(default_factory=list)
     load_at_start: str = ""
 
 
@@ -105,6 +109,7 @@ class Results:
     runs: dict[str, list[RunRecord]] = field(default_factory=dict)
     half: dict[str, list[LoadResult]] = field(default_factory=dict)
     half_rate: dict[str, float] = field(default_factory=dict)
+    profiles: dict[str, tuple[LoadResult, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -222,6 +227,23 @@ class Bench:
             running.stop()
         return result_from_json(done.stdout.strip().splitlines()[-1])
 
+    def profile(self, config: Configuration) -> tuple[LoadResult, str]:
+        """Load `config` flat out once under cProfile; return the run and the top functions."""
+        path = self.workdir / f"{config.key}.prof"
+        config.profile_path = path
+        try:
+            running = config.start(200, self.subscriptions)
+        finally:
+            config.profile_path = None
+        try:
+            self.load(config, running, WARMUP_SECONDS, self.options.connections)
+            result = self.load(config, running, self.options.seconds, self.options.connections)
+        finally:
+            # SIGINT, not SIGTERM: uvicorn re-raises the signal once shut down, and only
+            # SIGINT (a KeyboardInterrupt) lets cProfile write its file on the way out.
+            running.stop(signal.SIGINT)
+        return result, top_functions(path)
+
     def run(self, configs: Sequence[Configuration]) -> Results:
         """Measure every configuration `repeats` times, interleaved, then the fixed-rate runs."""
         for repeat in range(self.options.repeats):
@@ -245,6 +267,10 @@ class Bench:
                 print(f"[fixed rate {rate:,.0f}/s] {config.label}", flush=True)
                 result = self.measure_fixed_rate(config, repeat, rate)
                 self.results.half.setdefault(config.key, []).append(result)
+        for config in configs:
+            if config.key in self.options.profile:
+                print(f"[profile] {config.label}", flush=True)
+                self.results.profiles[config.key] = self.profile(config)
         return self.results
 
 
@@ -503,9 +529,31 @@ def document(
         "",
         half_table(results, configs),
         "",
+        *profile_sections(results, configs),
         *report.closing_sections(facts + versions, results.notes),
     ]
     return "\n".join(parts)
+
+
+def profile_sections(results: Results, configs: Sequence[Configuration]) -> list[str]:
+    """Return a subsection per profiled configuration: its rate and its top functions."""
+    lines: list[str] = []
+    for config in configs:
+        found = results.profiles.get(config.key)
+        if found is None:
+            continue
+        result, table = found
+        lines += [
+            f"### Profile: {config.label}",
+            "",
+            f"One more saturation run under cProfile ({result.rate:,.0f} req/s with the "
+            "profiler's own overhead); the server's main thread only (the event loop), by own "
+            "time. SQLite's writer thread, if any, is not in it.",
+            "",
+            table,
+            "",
+        ]
+    return lines
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -518,6 +566,12 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--only", default="", help="comma-separated keys: bare,naive,flask,ours-sqlite,..."
     )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="comma-separated keys to profile once more under cProfile "
+        "(default: ours-sqlite,naive; none with --quick)",
+    )
     report.add_output_option(parser)
     args = parser.parse_args(argv)
     quick = args.quick
@@ -528,6 +582,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         subscriptions=min(args.subscriptions, 32) if quick else args.subscriptions,
         only={key for key in args.only.split(",") if key} or None,
         output=report.output_path(args.output),
+        profile=(
+            args.profile if args.profile is not None else "" if quick else DEFAULT_PROFILE
+        ).split(","),
         load_at_start=report.load_text(),
     )
 
