@@ -45,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 UNAVAILABLE_RETRY = 15.0
 MAX_STEPS = 12
+# The old endpoint is deleted this long (at most a quarter of the overlap) before its secret
+# stops verifying: deleted only at the end, it would go on signing deliveries with a secret
+# the receiver already refuses.
+OLD_ENDPOINT_LEAD = 5.0
 
 
 @dataclass
@@ -539,10 +543,10 @@ async def _settle(work: Pass) -> float | None:
         return None
     in_overlap = rotation.phase_of(status) == rotation.OVERLAP
     if in_overlap:
-        expires = rotation.parse_time(status.get("previousSecretExpiresAt"))
+        deadline = _old_endpoint_deadline(status)
         if (
-            expires is None
-            or now_utc() >= expires
+            deadline is None
+            or now_utc() >= deadline
             or rotation.cuts_overlap_short(spec, status, work.annotations)
         ):
             await _finish_overlap(work)
@@ -573,9 +577,19 @@ async def _settle(work: Pass) -> float | None:
         wanted,
     )
     delay = work.rt.drift_delay()
-    if expires is not None:
-        delay = min(delay, max((expires - now_utc()).total_seconds(), 0.0) + 0.1)
+    deadline = _old_endpoint_deadline(status) if in_overlap else None
+    if deadline is not None:
+        delay = min(delay, max((deadline - now_utc()).total_seconds(), 0.0) + 0.1)
     return delay
+
+
+def _old_endpoint_deadline(status: Mapping[str, Any]) -> datetime | None:
+    """Return when the overlap's old endpoint goes: a little before its secret expires."""
+    expires = rotation.parse_time(status.get("previousSecretExpiresAt"))
+    if expires is None:
+        return None
+    overlap = float((status.get("rotation") or {}).get("overlapSeconds") or 0)
+    return expires - timedelta(seconds=min(OLD_ENDPOINT_LEAD, overlap / 4))
 
 
 async def _correct(work: Pass, endpoint: StripeEndpoint) -> StripeEndpoint:
