@@ -39,13 +39,19 @@ class KubernetesError(OperatorError):
         self.status = status
 
 
-def load_configuration() -> k8s_client.Configuration:
-    """Return API server credentials: in-cluster if running in a pod, else the kubeconfig."""
+def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuration:
+    """Return API server credentials: `kubeconfig` if given, else in-cluster if running in a
+    pod, else the default kubeconfig ($KUBECONFIG or ~/.kube/config)."""
     configuration = k8s_client.Configuration()
-    try:
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return configuration
+        except k8s_config.ConfigException:
+            pass
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=configuration
+    )
     return configuration
 
 
