@@ -194,8 +194,12 @@ class SqliteDatabase:
                     connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
                     self._durable = durable
                 connection.execute("BEGIN IMMEDIATE")
-                results = [_run_unit(connection, unit) for unit, _, _ in group]
-                if durable:
+                # A unit alone needs no savepoint: if it fails, the whole transaction goes.
+                alone = len(group) == 1
+                results = [_run_unit(connection, unit, not alone) for unit, _, _ in group]
+                if alone and not results[0][0]:
+                    connection.execute("ROLLBACK")
+                elif durable:
                     loop = asyncio.get_running_loop()
                     await loop.run_in_executor(self._flusher, connection.execute, "COMMIT")
                 else:
@@ -228,8 +232,8 @@ class SqliteDatabase:
             try:
                 connection = self._connect()
                 connection.execute("BEGIN IMMEDIATE")
-                ok, value = _run_unit(connection, unit)
-                connection.execute("COMMIT")
+                ok, value = _run_unit(connection, unit, savepoint=False)
+                connection.execute("COMMIT" if ok else "ROLLBACK")
             except sqlite3.Error as exc:
                 self._abandon()
                 raise _translate_sqlite(exc) from None
@@ -253,20 +257,21 @@ class SqliteDatabase:
         self._flusher.shutdown(wait=True)
 
 
-def _run_unit(connection: sqlite3.Connection, unit: Unit[Any]) -> tuple[bool, Any]:
-    """Run one unit in a savepoint of its own, so that its failure rolls back only itself."""
-    connection.execute("SAVEPOINT unit")
+def _run_unit(
+    connection: sqlite3.Connection, unit: Unit[Any], savepoint: bool = True
+) -> tuple[bool, Any]:
+    """Run one unit, in a savepoint of its own so that its failure rolls back only itself."""
+    if savepoint:
+        connection.execute("SAVEPOINT unit")
     try:
         value = unit(Transaction(connection, "sqlite"))
-    except sqlite3.Error as exc:
-        connection.execute("ROLLBACK TO unit")
-        connection.execute("RELEASE unit")
-        return False, _translate_sqlite(exc)
     except Exception as exc:
-        connection.execute("ROLLBACK TO unit")
+        if savepoint:
+            connection.execute("ROLLBACK TO unit")
+            connection.execute("RELEASE unit")
+        return False, _translate_sqlite(exc) if isinstance(exc, sqlite3.Error) else exc
+    if savepoint:
         connection.execute("RELEASE unit")
-        return False, exc
-    connection.execute("RELEASE unit")
     return True, value
 
 

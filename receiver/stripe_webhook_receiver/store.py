@@ -122,19 +122,20 @@ def _now_ms() -> int:
 def _apply_event(tx: Transaction, webhook: str, event: SubscriptionEvent, now_ms: int) -> Outcome:
     """Apply one verified event in the caller's transaction; the heart of the receiver."""
     state = event.state
-    receipt = tx.execute(
-        "SELECT 1 FROM receipts WHERE webhook = ? AND subscription_id = ?",
-        (webhook, state.subscription_id),
-    ).fetchone()
-    if receipt is None:
-        return Outcome.RECEIPT_NOT_FOUND
+    # One statement on the hot path: mark the event processed if its subscription has a
+    # receipt. Nothing inserted means a duplicate or no receipt; a second look tells which.
     inserted = tx.execute(
-        "INSERT INTO processed_events (webhook, event_id, processed_at) VALUES (?, ?, ?) "
+        "INSERT INTO processed_events (webhook, event_id, processed_at) SELECT ?, ?, ? "
+        "WHERE EXISTS (SELECT 1 FROM receipts WHERE webhook = ? AND subscription_id = ?) "
         "ON CONFLICT (webhook, event_id) DO NOTHING",
-        (webhook, event.event_id, now_ms),
+        (webhook, event.event_id, now_ms, webhook, state.subscription_id),
     )
     if inserted.rowcount == 0:
-        return Outcome.DUPLICATE
+        receipt = tx.execute(
+            "SELECT 1 FROM receipts WHERE webhook = ? AND subscription_id = ?",
+            (webhook, state.subscription_id),
+        ).fetchone()
+        return Outcome.DUPLICATE if receipt is not None else Outcome.RECEIPT_NOT_FOUND
     created, period_end, rank = event.order
     issue_since = event.created if state.status in BILLING_ISSUE_STATUSES else None
     upserted = tx.execute(
