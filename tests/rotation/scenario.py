@@ -1,0 +1,193 @@
+"""One StripeWebhook rotated under steady subscription traffic, end to end on the local stack:
+the real receiver (fed by the Secret projector) behind the emulator's deliveries, the real
+operator doing the handshake with it, `kubectl stripe rotate` asking for the rotation.
+
+Shared by the tests in this folder and benchmarks/rotation.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stripe_webhook_operator import constants as c
+from tests.operator.conftest import Scene, ready_webhook
+from tests.operator.operator_process import OperatorProcess, poll, webhook_manifest
+from tests.operator.receiver_process import Receiver
+from tests.rotation.tally import Tally, count, processed_event_ids, receiver_records
+from tests.rotation.timeline import EndpointTimeline
+from tests.rotation.traffic import (
+    Subscribers,
+    SubscriptionTraffic,
+    emitted_event_ids,
+    enrol_subscribers,
+)
+
+SUBSCRIPTIONS = 3
+RATE = 8.0  # updates per second: a steady stream, well inside the emulator's capacity
+
+
+def operator_flags(receiver: Receiver) -> tuple[str, ...]:
+    """Flags for an operator that confirms with `receiver` and points endpoints at it."""
+    return (f"--receiver-url={receiver.url}", f"--public-base-url={receiver.url}")
+
+
+def fingerprint(secret: str) -> str:
+    """The public name of a secret (the lead's contract for /readyz/webhooks)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RotationRun:
+    """A webhook with live traffic and an endpoint timeline; `before` is its status at the
+    start, `started_at` when the rotation was asked for."""
+
+    scene: Scene
+    receiver: Receiver
+    name: str
+    subscribers: Subscribers
+    traffic: SubscriptionTraffic
+    timeline: EndpointTimeline
+    before: dict[str, Any]
+    old_secret: str
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    operators: list[OperatorProcess] = field(default_factory=list)
+
+    @property
+    def webhook(self) -> str:
+        return f"{self.scene.namespace}/{self.name}"
+
+    @property
+    def secret_name(self) -> str:
+        return f"{self.name}{c.SECRET_NAME_SUFFIX}"
+
+    @property
+    def database(self) -> Path:
+        return self.receiver.workdir / "receiver.db"
+
+    def start_operator(self) -> OperatorProcess:
+        operator = self.scene.start_operator(*operator_flags(self.receiver))
+        self.operators.append(operator)
+        return operator
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.scene.webhook(self.name).get("status") or {})
+
+    def phase(self) -> str:
+        return str((self.status().get("rotation") or {}).get("phase") or "Idle")
+
+
+def prepare(scene: Scene, receiver: Receiver, name: str, *, rate: float = RATE) -> RotationRun:
+    """Start an operator, create the webhook, enrol subscribers and start the traffic; return
+    once events flow through the first endpoint."""
+    run_operator = scene.start_operator(*operator_flags(receiver))
+    scene.apply(webhook_manifest(scene.namespace, name))
+    before = dict(ready_webhook(scene, name)["status"])
+    keys = scene.secret(f"{name}{c.SECRET_NAME_SUFFIX}")
+    subscribers = enrol_subscribers(
+        scene.stripe,
+        scene.api_key,
+        receiver.url,
+        keys[c.SECRET_KEY_RECEIPTS_API_KEY],
+        SUBSCRIPTIONS,
+    )
+    timeline = EndpointTimeline(scene.stripe.base_url, scene.api_key).start()
+    traffic = SubscriptionTraffic(scene.client(), subscribers, rate=rate).start()
+    traffic.wait_for(3)
+    return RotationRun(
+        scene,
+        receiver,
+        name,
+        subscribers,
+        traffic,
+        timeline,
+        before,
+        keys[c.SECRET_KEY_SIGNING],
+        operators=[run_operator],
+    )
+
+
+def request_rotation(run: RotationRun, overlap: str) -> None:
+    """`kubectl stripe rotate NAME -n NS --overlap OVERLAP` (the plugin must be on PATH)."""
+    run.started_at = time.time()
+    done = run.scene.kubectl(
+        "stripe", "rotate", run.name, "-n", run.scene.namespace, "--overlap", overlap
+    )
+    assert "Requested rotation" in done.stdout, done.stdout
+
+
+def wait_rotated(run: RotationRun, timeout: float = 60.0) -> dict[str, Any]:
+    """Wait until the rotation completed (next secret version, phase Idle); return status."""
+    version = int(run.before["secretVersion"]) + 1
+
+    def check() -> dict[str, Any] | None:
+        status = run.status()
+        rotation = status.get("rotation") or {}
+        done = status.get("secretVersion") == version and rotation.get("phase") == "Idle"
+        return status if done else None
+
+    status = poll(f"{run.webhook} rotated to version {version}", check, timeout)
+    run.finished_at = time.time()
+    return status
+
+
+def finish(run: RotationRun, new_endpoint: str, settle: float = 60.0) -> Tally:
+    """Stop the traffic, let Stripe's deliveries settle, and tally the run."""
+    run.traffic.stop()
+    assert not run.traffic.errors, run.traffic.errors
+    stripe = run.scene.stripe
+    attempts = stripe.wait_until_settled(run.scene.api_key, timeout=settle)
+    run.timeline.stop()
+    # The last answers are committed before Stripe sees them; the same holds for the rows.
+    return count(
+        emitted_event_ids(run.scene.client()),
+        attempts,
+        receiver_records(run.database, run.webhook),
+        processed_event_ids(run.database, run.webhook),
+        old_endpoint=str(run.before["endpointId"]),
+        new_enabled_since=run.timeline.enabled_since(new_endpoint),
+    )
+
+
+def loaded_fingerprints(run: RotationRun) -> list[str]:
+    """Fingerprints the receiver lists for the webhook on /readyz/webhooks."""
+    answer = httpx.get(f"{run.receiver.url}/readyz/webhooks/{run.webhook}", timeout=5)
+    answer.raise_for_status()
+    return list(answer.json()["fingerprints"])
+
+
+def probe_event(run: RotationRun) -> bytes:
+    """A fresh `customer.subscription.updated` event (a copy of a real one under a new id)."""
+    client = run.scene.client()
+    page = client.v1.events.list(params={"type": "customer.subscription.updated", "limit": 1})
+    answer = httpx.get(
+        f"{run.scene.stripe.base_url}/v1/events/{page.data[0].id}",
+        auth=(run.scene.api_key, ""),
+        timeout=10,
+    )
+    answer.raise_for_status()
+    event = answer.json()
+    event["id"] = f"evt_probe{secrets.token_hex(8)}"
+    event["created"] = int(time.time())
+    return json.dumps(event).encode()
+
+
+def post_signed(run: RotationRun, body: bytes, secret: str) -> httpx.Response:
+    """POST `body` to the webhook's receiver URL, signed with `secret` as Stripe signs."""
+    stamp = int(time.time())
+    mac = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return httpx.post(
+        f"{run.receiver.url}/webhooks/{run.webhook}",
+        content=body,
+        headers={"Stripe-Signature": f"t={stamp},v1={mac}", "Content-Type": "application/json"},
+        timeout=10,
+    )

@@ -1,0 +1,57 @@
+"""A rotation under steady subscription traffic: every event applied exactly once, no
+signature refused once the new endpoint is enabled, the old endpoint and secret gone after
+the overlap, and the secret version one higher."""
+
+from __future__ import annotations
+
+import pytest
+
+from stripe_webhook_operator import constants as c
+from tests.operator.conftest import Scene
+from tests.operator.operator_process import poll
+from tests.operator.receiver_process import Receiver
+from tests.rotation.scenario import (
+    fingerprint,
+    finish,
+    loaded_fingerprints,
+    post_signed,
+    prepare,
+    probe_event,
+    request_rotation,
+    wait_rotated,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_rotation_under_traffic_applies_every_event_once(scene: Scene, receiver: Receiver) -> None:
+    run = prepare(scene, receiver, "shop")
+    old_endpoint = run.before["endpointId"]
+    request_rotation(run, "8s")
+    status = wait_rotated(run)
+    run.traffic.wait_for(8)  # traffic goes on through the new endpoint alone
+    tally = finish(run, status["endpointId"])
+
+    assert status["secretVersion"] == run.before["secretVersion"] + 1
+    assert status["endpointId"] != old_endpoint
+    assert tally.events_sent >= run.traffic.sent > 40
+    assert tally.unapplied == []
+    assert tally.applied_twice == []
+    assert tally.processed_ids_unknown == []
+    assert tally.refusals_after_enable == []
+    assert tally.refusals_from_old_endpoint == []
+    # Both endpoints were live during the overlap, and the receiver dropped the copies.
+    assert tally.duplicates_delivered > 0
+
+    assert [e.id for e in scene.endpoints()] == [status["endpointId"]]
+    new_secret = scene.secret(run.secret_name)[c.SECRET_KEY_SIGNING]
+    poll(
+        "the receiver to drop the old secret",
+        lambda: loaded_fingerprints(run) == [fingerprint(new_secret)],
+    )
+    body = probe_event(run)
+    refused = post_signed(run, body, run.old_secret)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "no_matching_signature"
+    accepted = post_signed(run, body, new_secret)
+    assert accepted.status_code == 200
