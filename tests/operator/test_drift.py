@@ -142,3 +142,24 @@ def test_orphan_sweep_deletes_endpoints_of_vanished_resources_of_this_cluster(
         lambda: {e.id for e in scene.endpoints()} == {current, other_cluster},
     )
     assert orphan not in {e.id for e in scene.endpoints()}
+
+
+def test_lost_secret_is_replaced_by_a_new_endpoint_and_the_old_one_deleted(
+    scene: Scene,
+) -> None:
+    scene.start_operator()
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    old_id = ready_webhook(scene, "shop")["status"]["endpointId"]
+    scene.kubectl("delete", "secret", "shop-stripe-webhook", "-n", scene.namespace)
+
+    def replaced() -> bool:
+        status = scene.webhook("shop").get("status") or {}
+        return (
+            status.get("secretVersion") == 2
+            and (status.get("rotation") or {}).get("phase") == "Idle"
+        )
+
+    poll("secret replaced", replaced)
+    (endpoint,) = scene.endpoints()
+    assert endpoint.id != old_id
+    assert scene.secret("shop-stripe-webhook")[c.SECRET_KEY_ENDPOINT_ID] == endpoint.id

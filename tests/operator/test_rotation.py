@@ -166,3 +166,23 @@ def test_new_endpoint_stays_disabled_until_the_receiver_holds_its_secret(
     rotated_to(scene, "shop", 2)
     assert scene.client().v1.webhook_endpoints.retrieve(new_id).status == "enabled"
     assert "SecretPropagated" in scene.event_reasons("shop")
+
+
+def test_operator_killed_while_waiting_for_the_receiver_resumes_the_rotation(
+    scene: Scene, receiver: Receiver
+) -> None:
+    first_operator = scene.start_operator(f"--receiver-url={receiver.url}")
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    old_id = ready_webhook(scene, "shop")["status"]["endpointId"]
+    receiver.stop_server()
+    annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=x", f"{c.ANNOTATION_ROTATE_OVERLAP}=0")
+    condition_reason(scene, "shop", "WaitingForReceiver", c.CONDITION_SECRET_PROPAGATED)
+    new_id = scene.webhook("shop")["status"]["rotation"]["newEndpointId"]
+    first_operator.kill()
+
+    receiver.start()
+    scene.start_operator(f"--receiver-url={receiver.url}")
+    body = rotated_to(scene, "shop", 2)
+    assert body["status"]["endpointId"] == new_id
+    assert [e.id for e in scene.endpoints()] == [new_id]
+    assert old_id != new_id
