@@ -44,6 +44,8 @@ T = TypeVar("T")
 MAX_GROUP = 256
 PG_POOL_SIZE = 8
 PG_CONNECT_TIMEOUT = 5
+# Seconds shutdown waits for queued units (uvicorn has already finished in-flight requests).
+CLOSE_TIMEOUT = 10.0
 
 
 class DatabaseUnavailable(Exception):
@@ -126,6 +128,7 @@ class SqliteDatabase:
         self._wakeup: asyncio.Event | None = None
         self._committer: asyncio.Task[None] | None = None
         self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
+        self._closing = False
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -177,6 +180,8 @@ class SqliteDatabase:
                 group = self._pending[:MAX_GROUP]
                 del self._pending[:MAX_GROUP]
                 await self._run_group(group)
+            if self._closing:
+                return
 
     async def _run_group(
         self, submitted: list[tuple[Unit[Any], asyncio.Future[Any], bool]]
@@ -243,11 +248,14 @@ class SqliteDatabase:
         return result
 
     async def aclose(self) -> None:
-        """Stop the committer once idle, then close the connection."""
-        if self._committer is not None:
-            self._committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._committer
+        """Let the queued and running groups finish, stop the committer, close the file."""
+        if self._committer is not None and self._wakeup is not None:
+            self._closing = True
+            self._wakeup.set()
+            # On a timeout, wait_for cancels the committer.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._committer, CLOSE_TIMEOUT)
+
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:

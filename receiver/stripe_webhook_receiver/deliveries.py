@@ -55,11 +55,15 @@ class BodyTooLarge(Exception):
     """The request body grew past the limit while we read it."""
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, counting the bytes as they stream in, whatever Content-Length says."""
+async def read_body(request: Request, limit: int, seconds: float = BODY_TIMEOUT) -> bytes:
+    """Read the body, counting the bytes as they stream in, whatever Content-Length says.
+
+    Raises BodyTooLarge past `limit` bytes and TimeoutError if the whole body takes longer
+    than `seconds` (a slow client cannot hold a request open).
+    """
     chunks: list[bytes] = []
     size = 0
-    async with asyncio.timeout(BODY_TIMEOUT):
+    async with asyncio.timeout(seconds):
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
