@@ -10,8 +10,9 @@ import pytest
 from tests.operator.conftest import scene, stripewebhook_crd
 from tests.reliability.ledger import SOAK, Ledger
 from tests.reliability.report import DOC, RESULTS_DIR, write
+from tests.reliability.sink import Sink
 
-__all__ = ["ledger", "scene", "stripewebhook_crd"]
+__all__ = ["ledger", "scene", "sink", "stripewebhook_crd"]
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,11 @@ def ledger() -> Iterator[Ledger]:
     results = RESULTS_DIR / ("soak.json" if SOAK else "bounded.json")
     book.save(results)
     write(results, DOC if SOAK else RESULTS_DIR / "bounded.md")
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """An HTTP endpoint on 127.0.0.1 recording every delivery it gets."""
+    server = Sink().start()
+    yield server
+    server.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,13 +22,6 @@ SCENARIO = "Operator SIGKILL at random points of create, update, delete"
 WEBHOOKS_PER_TRIAL = 3
 # Kill moments: the whole create of one webhook takes about a second on the local stack.
 KILL_WINDOW = 2.5
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    server = Sink().start()
-    yield server
-    server.stop()
 
 
 def kill_and_restart(

@@ -56,13 +56,6 @@ def stripe_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stripe
         process.stop()
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    server = Sink().start()
-    yield server
-    server.stop()
-
-
 def squat_idempotency_key(scene: Scene, name: str, url: str) -> None:
     """Use the key of `name`'s first create for another request, as a stranger's could."""
     uid = get_json(scene.kubectl, "stripewebhook", name, "-n", scene.namespace)["metadata"]["uid"]
