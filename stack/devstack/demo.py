@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -486,21 +487,51 @@ def rotate(target: Target) -> None:
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     ) as process:
         assert process.stdout is not None
-        for line in process.stdout:
-            note(line.rstrip())
+        try:
+            for line in process.stdout:
+                note(line.rstrip())
+        except BaseException:
+            # Ctrl-C or a failure: the plugin must not outlive the demo, nor keep it waiting.
+            process.kill()
+            raise
     if process.returncode != 0:
         raise DemoError(f"`kubectl stripe rotate` exited {process.returncode}.")
 
 
-def receiver_deliveries(target: Target) -> dict[str, int]:
-    """Verified deliveries by outcome, from the receiver's /metrics."""
+def receiver_counts(target: Target, metric: str, label: str) -> dict[str, int]:
+    """A counter of the receiver's /metrics, summed by one label."""
     text = httpx.get(f"{target.receiver_url}/metrics", timeout=10).text
     counts: dict[str, int] = {}
     for line in text.splitlines():
-        if line.startswith("stripe_webhook_receiver_deliveries_total{"):
+        if line.startswith(f"{metric}{{"):
             labels, _, value = line.rpartition(" ")
-            outcome = labels.split('outcome="', 1)[1].split('"', 1)[0]
-            counts[outcome] = counts.get(outcome, 0) + int(float(value))
+            key = labels.split(f'{label}="', 1)[1].split('"', 1)[0]
+            counts[key] = counts.get(key, 0) + int(float(value))
+    return counts
+
+
+def both_copies_verified(target: Target) -> dict[str, int]:
+    """Wait until the receiver has verified the last event from both endpoints of the overlap:
+    the new endpoint's copy and the old one's, one applied and the other a duplicate."""
+    step(
+        "Check that the receiver verified the event from both endpoints (one copy is a duplicate)",
+        f"curl -s {target.receiver_url}/metrics | grep stripe_webhook_receiver_deliveries_total",
+    )
+    deliveries = "stripe_webhook_receiver_deliveries_total"
+
+    def both() -> dict[str, int] | None:
+        counts = receiver_counts(target, deliveries, "outcome")
+        return counts if counts.get("duplicate", 0) >= 1 else None
+
+    counts = poll("the second copy of the event", both, EVENT_TIMEOUT)
+    failures = receiver_counts(
+        target, "stripe_webhook_receiver_verification_failures_total", "reason"
+    )
+    counts["verification_failures"] = sum(failures.values())
+    note(
+        f"applied {counts.get('applied', 0)}, duplicate {counts.get('duplicate', 0)}, "
+        f"verification failures {counts['verification_failures']}"
+    )
     return counts
 
 
@@ -540,7 +571,7 @@ def journey(target: Target) -> list[str]:
         f"until {after.get('previousSecretExpiresAt')}"
     )
     second = update_and_show(target, key, subscription_id, cancel_at_period_end=False)
-    deliveries = receiver_deliveries(target)
+    deliveries = both_copies_verified(target)
     if target.real:
         delete_webhook(target)
     return [
@@ -552,7 +583,8 @@ def journey(target: Target) -> list[str]:
         f"cancel_at_period_end={first['cancel_at_period_end']}->{second['cancel_at_period_end']} "
         f"entitlements={','.join(second['entitlements']) or '-'}",
         f"SUMMARY rotation=v{before.get('secretVersion')}->v{after.get('secretVersion')} "
-        f"verified_after_rotation={second['cancel_at_period_end'] is False}",
+        f"verified_after_rotation={second['cancel_at_period_end'] is False} "
+        f"verification_failures={deliveries['verification_failures']}",
     ]
 
 
@@ -569,11 +601,19 @@ def workspace() -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """Treat SIGTERM like Ctrl-C, so that `finally` stops every process either way."""
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     """Run the demo; return 0 when every step reached its goal."""
+    signal.signal(signal.SIGTERM, interrupt)
     real = bool(os.environ.get("E2E_KUBECONFIG") and os.environ.get("STRIPE_TEST_API_KEY"))
     began = time.monotonic()
     with workspace() as workdir:
+        # Inherited by every child, so a leftover process can be traced back to this run.
+        os.environ["STRIPE_WEBHOOK_DEMO_DIR"] = str(workdir)
         target = Target(real=False, workdir=workdir)
         try:
             if real:

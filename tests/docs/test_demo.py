@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,16 +27,18 @@ def summary(output: str) -> dict[str, str]:
 
 
 def demo_processes() -> list[int]:
-    """PIDs of processes still running with the demo's folder on their command line."""
+    """PIDs of processes still running with the demo's folder on their command line or in
+    their environment (the demo exports it to every child)."""
     found = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes()
+            seen = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if b"stripe-webhook-demo-" in cmdline:
+        if b"stripe-webhook-demo-" in seen and state not in ("Z", "X"):
             found.append(int(proc.name))
     return found
 
@@ -71,6 +74,9 @@ def test_demo_journey_ends_with_a_true_summary() -> None:
     assert facts["endpoint"] != facts["previous_endpoint"]
     assert facts["rotation"] == "v1->v2"
     assert int(facts["events_applied"]) == 2
+    # The event after the rotation came from both endpoints of the overlap, each verified.
+    assert int(facts["duplicates"]) >= 1
+    assert facts["verification_failures"] == "0"
     assert facts["cancel_at_period_end"] == "True->False"
     assert facts["entitlements"] == "premium"
     assert facts["verified_after_rotation"] == "True"
@@ -81,4 +87,31 @@ def test_demo_journey_ends_with_a_true_summary() -> None:
     ):
         assert f"$ {command}" in result.stdout
     assert not SECRET_SHAPES.search(output), "a secret value reached the demo's output"
+    assert demo_processes() == []
+
+
+@pytest.mark.timeout(300)
+def test_demo_interrupted_midway_stops_every_process() -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "stack"))
+    env.pop("DEMO_KEEP", None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "devstack.demo"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            # By now the control plane, emulator, projector, receiver and operator all run.
+            if line.startswith("==> Wait until the StripeWebhook is Ready"):
+                process.send_signal(signal.SIGTERM)  # what Ctrl-C does, for a detached run
+                break
+        rest = process.communicate(timeout=120)[0]
+    output = "".join(seen) + rest
+    assert process.returncode == 130, output[-4000:]
+    assert "Interrupted; stopping everything." in output
     assert demo_processes() == []
