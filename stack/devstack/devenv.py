@@ -207,6 +207,8 @@ def _start_all(directory: Path, state: StackState) -> dict[str, str]:
         "PYTHONPATH": str(REPO_ROOT / "stack"),
         "DEVSTACK_DIR": str(directory),
         "KUBECONFIG": str(plane.kubeconfig),
+        # kubectl's discovery cache for this throwaway cluster stays with the stack, not in ~/.kube.
+        "KUBECACHEDIR": str(directory / "kube-cache"),
         "KUBE_SERVER": plane.server,
         "STRIPE_API_BASE": emulator.base_url,
         "STRIPE_API_KEY": new_stripe_api_key(),
