@@ -121,6 +121,7 @@ class Target:
     namespace: str = LOCAL_NAMESPACE
     receiver_port: int = field(default_factory=free_port)
     public_url: str = ""
+    applied: bool = False
     cleanup: list[Stoppable] = field(default_factory=list)
 
     @property
@@ -315,6 +316,7 @@ def apply_examples(target: Target) -> None:
         f"kubectl apply -n {ns} -f {EXAMPLE_WEBHOOK}",
     )
     kubectl("create", "namespace", ns, check=False)
+    target.applied = True
     secret = yaml.safe_load((REPO_ROOT / EXAMPLE_API_KEY).read_text())
     secret["stringData"]["api-key"] = target.api_key
     # On stdin, never on a command line: the key must not show in `ps`.
@@ -572,8 +574,6 @@ def journey(target: Target) -> list[str]:
     )
     second = update_and_show(target, key, subscription_id, cancel_at_period_end=False)
     deliveries = both_copies_verified(target)
-    if target.real:
-        delete_webhook(target)
     return [
         f"SUMMARY webhook={target.namespace}/{WEBHOOK_NAME} endpoint={after.get('endpointId')} "
         f"previous_endpoint={before.get('endpointId')} ready=True",
@@ -626,7 +626,13 @@ def main() -> int:
             else:
                 start_local_stack(target)
             summary = journey(target)
-        except (DemoError, StackError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
+        except (
+            DemoError,
+            StackError,
+            subprocess.CalledProcessError,
+            httpx.HTTPError,
+            stripe.StripeError,
+        ) as exc:
             print(f"\nThe demo failed: {exc}", file=sys.stderr, flush=True)
             print("Set DEMO_KEEP=1 to keep the logs of every process.", file=sys.stderr)
             return 1
@@ -634,6 +640,12 @@ def main() -> int:
             print("\nInterrupted; stopping everything.", file=sys.stderr, flush=True)
             return 130
         finally:
+            if target.real and target.applied:
+                # The operator still runs, so the Stripe endpoint goes with the resource.
+                try:
+                    delete_webhook(target)
+                except (StackError, subprocess.SubprocessError) as exc:
+                    print(f"    cleanup failed: {exc}", file=sys.stderr, flush=True)
             print("\n==> Stop every process the demo started", flush=True)
             left = target.stop_all()
             if left:

@@ -115,3 +115,27 @@ def test_demo_interrupted_midway_stops_every_process() -> None:
     assert process.returncode == 130, output[-4000:]
     assert "Interrupted; stopping everything." in output
     assert demo_processes() == []
+
+
+def test_real_mode_says_what_stripe_needs_before_starting_anything(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO_ROOT / "stack"),
+        E2E_KUBECONFIG=str(kubeconfig),
+        STRIPE_TEST_API_KEY="sk_test_placeholder",
+        DEMO_RECEIVER_PORT="8123",
+    )
+    env.pop("DEMO_PUBLIC_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack.demo"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "set DEMO_PUBLIC_URL to a public https URL" in result.stderr
+    assert "127.0.0.1:8123" in result.stderr
