@@ -13,14 +13,15 @@ time it costs nothing extra.
 PostgreSQL (several replicas): each unit gets a pooled connection in a worker thread and its
 own transaction; the server does the group commit.
 
-A unit run with `durable=False` commits without waiting for the disk (SQLite: a group with
-only such units commits with `synchronous = NORMAL`; PostgreSQL: `synchronous_commit = off`
-for that transaction). Both logs are sequential, so the next durable commit makes it durable
-too. The receiver records a delivery that way and then processes it durably: the record is
-still committed, in its own transaction, before the processing starts, and a request pays
-for one flush to disk instead of two. If the machine loses power between the two, both are
-lost and no answer was sent, which is the same as a delivery that never arrived: Stripe
-sends it again.
+Units must touch nothing but the database, since a group may run them twice (see
+`_run_group`). A unit run with `durable=False` commits without waiting for the disk (SQLite:
+a group with only such units commits with `synchronous = NORMAL`; PostgreSQL:
+`synchronous_commit = off` for that transaction). Both logs are sequential, so the next
+durable commit makes it durable too. The receiver records a delivery that way and then
+processes it durably: the record is still committed, in its own transaction, before the
+processing starts, and a request pays for one flush to disk instead of two. If the machine
+loses power between the two, both are lost and no answer was sent, which is the same as a
+delivery that never arrived: Stripe sends it again.
 
 Any failure to reach, read or write the database (down, read-only, disk full, I/O error)
 becomes `DatabaseUnavailable`, which the HTTP layer answers with 503.
@@ -199,12 +200,15 @@ class SqliteDatabase:
                     connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
                     self._durable = durable
                 connection.execute("BEGIN IMMEDIATE")
-                # A unit alone needs no savepoint: if it fails, the whole transaction goes.
-                alone = len(group) == 1
-                results = [_run_unit(connection, unit, not alone) for unit, _, _ in group]
-                if alone and not results[0][0]:
+                # Optimistic first: units rarely fail, and savepoints cost two statements per
+                # unit. If one fails, roll the group back and run it again with a savepoint
+                # per unit, so that only the failing unit's writes are undone.
+                results = [_run_unit(connection, unit, False) for unit, _, _ in group]
+                if not all(ok for ok, _ in results):
                     connection.execute("ROLLBACK")
-                elif durable:
+                    connection.execute("BEGIN IMMEDIATE")
+                    results = [_run_unit(connection, unit, True) for unit, _, _ in group]
+                if durable:
                     loop = asyncio.get_running_loop()
                     await loop.run_in_executor(self._flusher, connection.execute, "COMMIT")
                 else:

@@ -231,3 +231,34 @@ def test_any_order_of_the_same_updates_ends_in_the_state_of_the_newest(
     assert state[4] == newest["data"]["object"]["items"]["data"][0]["price"]["id"]
     assert state[5] == newest["id"]
     assert bool(state[2]) == newest["data"]["object"]["cancel_at_period_end"]
+
+
+def test_a_failing_unit_rolls_back_alone_in_its_commit_group(harness: Harness) -> None:
+    def insert(name: str, fail: bool = False) -> Any:
+        def unit(tx: Any) -> str:
+            tx.execute(
+                "INSERT INTO receipts (webhook, subscription_id, app_user_id, created_at) "
+                "VALUES (?, ?, 'u', 0)",
+                (WEBHOOK, name),
+            )
+            if fail:
+                raise ValueError("this unit fails after writing")
+            return name
+
+        return unit
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(
+            harness.database.run(insert("sub_g1")),
+            harness.database.run(insert("sub_g2", fail=True)),
+            harness.database.run(insert("sub_g3")),
+            return_exceptions=True,
+        )
+
+    first, failed, third = harness.run(together())
+    assert (first, third) == ("sub_g1", "sub_g3")
+    assert isinstance(failed, ValueError)
+    stored = harness.database.run_sync(
+        lambda tx: [r[0] for r in tx.execute("SELECT subscription_id FROM receipts").fetchall()]
+    )
+    assert sorted(stored) == ["sub_g1", "sub_g3"]
