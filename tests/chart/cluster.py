@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -70,3 +71,12 @@ def adopt(kubectl: Kubectl, crds: list[Manifest], release: str, namespace: str) 
             f"meta.helm.sh/release-name={release}",
             f"meta.helm.sh/release-namespace={namespace}",
         )
+
+
+@dataclass
+class Release:
+    """An installed release: its namespace, the objects Helm created, an admin kubeconfig."""
+
+    namespace: str
+    manifests: list[Manifest]
+    kubeconfig: Path

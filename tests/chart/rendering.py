@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -61,9 +63,24 @@ def render(
     chart: Path = CHART_DIR,
     namespace: str = NAMESPACE,
 ) -> list[Manifest]:
-    """Render the chart and return its objects, hooks included."""
+    """Render the chart and return its objects, hooks included (a fresh copy each call)."""
+    return copy.deepcopy(_rendered(values, tuple(sets), chart, namespace))
+
+
+@functools.lru_cache(maxsize=64)
+def _rendered(
+    values: str | None, sets: tuple[str, ...], chart: Path, namespace: str
+) -> list[Manifest]:
+    # The chart does not change while the suite runs: each combination is rendered once.
     text = template(values, sets, chart=chart, namespace=namespace).stdout
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def notes(values: str | None = None, sets: Sequence[str] = ()) -> str:
+    """Return the NOTES.txt Helm prints after installing with these values."""
+    args = ["install", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE, "--dry-run=client"]
+    output = helm(*args, *values_args(values, sets)).stdout
+    return output.split("NOTES:", 1)[1]
 
 
 def render_error(values: str | None = None, sets: Sequence[str] = ()) -> str:

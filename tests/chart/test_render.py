@@ -18,6 +18,7 @@ from tests.chart.rendering import (
     find,
     helm,
     kinds,
+    notes,
     pod_specs,
     render,
     values_args,
@@ -228,7 +229,7 @@ def test_several_operator_pods_peer_through_kopf() -> None:
     assert peering["metadata"]["name"] == "stripe-webhook-operator"
     role = find(manifests, "ClusterRole")
     kopf_rules = [r for r in role["rules"] if r["apiGroups"] == ["kopf.dev"]]
-    assert {v for r in kopf_rules for v in r["verbs"]} == {"get", "list", "watch", "patch"}
+    assert {v for r in kopf_rules for v in r["verbs"]} == {"list", "watch", "patch"}
 
 
 def test_peering_crd_can_be_left_to_another_operator() -> None:
@@ -291,12 +292,12 @@ def test_service_monitors_scrape_both_parts() -> None:
     assert "ServiceMonitor" not in kinds(render())
 
 
-def test_dashboard_configmap_only_with_the_dashboard_file() -> None:
+def test_dashboard_configmap_carries_the_dashboard_file() -> None:
     dashboard = CHART_DIR / "dashboards" / "stripe-webhook.json"
     assert "ConfigMap" not in kinds(render())
-    if dashboard.exists():
-        configmap = find(render(sets=["dashboards.enabled=true"]), "ConfigMap", "-dashboard")
-        assert configmap["data"]["stripe-webhook.json"] == dashboard.read_text()
+    configmap = find(render(sets=["dashboards.enabled=true"]), "ConfigMap", "-dashboard")
+    assert configmap["data"]["stripe-webhook.json"] == dashboard.read_text()
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
 def test_helm_test_hook_asks_both_health_endpoints() -> None:
@@ -308,3 +309,17 @@ def test_helm_test_hook_asks_both_health_endpoints() -> None:
         f"http://{RELEASE}-stripe-webhook-operator-operator.{NAMESPACE}.svc:8080/healthz",
     ]
     assert "Pod" not in kinds(render(sets=["tests.enabled=false"]))
+
+
+def test_notes_name_the_endpoint_url_and_the_next_commands() -> None:
+    text = notes("ingress")
+    assert "https://hooks.example.com/webhooks/billing/my-app" in text
+    assert "kubectl get swh --all-namespaces" in text
+    assert "kubectl stripe status" in text
+    assert "kubectl apply -f -" in text
+
+
+def test_notes_without_a_public_url_ask_for_spec_url() -> None:
+    text = notes()
+    assert "every StripeWebhook\n   must set `spec.url`" in text
+    assert "url: https://hooks.example.com/webhooks/billing/my-app" in text

@@ -4,14 +4,16 @@ keys and wrong types, and every value is documented."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from devstack.processes import REPO_ROOT
-from tests.chart.rendering import CHART_DIR, render_error
+from tests.chart.rendering import CHART_DIR, render_error, template
 
 POSTGRES = "receiver.database.url=postgresql://u:p@db:5432/receiver"
 
@@ -67,11 +69,13 @@ def test_bad_combination_fails_with_its_sentence(sets: list[str], sentence: str)
     assert sentence in render_error(sets=sets)
 
 
-def test_dashboards_without_the_file_fail_with_a_sentence() -> None:
-    if (CHART_DIR / "dashboards" / "stripe-webhook.json").exists():
-        pytest.fail("the dashboard exists now: this test must check the ConfigMap instead")
+def test_dashboards_without_the_file_fail_with_a_sentence(tmp_path: Path) -> None:
+    chart = tmp_path / "stripe-webhook-operator"
+    shutil.copytree(CHART_DIR, chart, ignore=shutil.ignore_patterns("dashboards"))
+    result = template(sets=["dashboards.enabled=true"], chart=chart, check=False)
+    assert result.returncode != 0
     assert "`dashboards.enabled` is true but the chart has no dashboards/stripe-webhook.json" in (
-        render_error(sets=["dashboards.enabled=true"])
+        result.stderr
     )
 
 

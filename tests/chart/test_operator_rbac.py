@@ -1,0 +1,179 @@
+"""The operator, run with the chart's own command line and the token of the chart's
+ServiceAccount, completes a create-update-delete journey against the real API server and the
+Stripe emulator: a rule missing from the chart's RBAC fails this test.
+
+The local control plane runs no pods, so the operator runs as a process here, with the
+arguments and environment of the installed Deployment and a TokenRequest token of its
+ServiceAccount. Two flags are left out: `--receiver-url` and `--receiver-service` name the
+receiver Service's in-cluster DNS name and EndpointSlice addresses, which cannot point at a
+loopback process (the API server refuses loopback addresses in EndpointSlices); the
+EndpointSlice permission is checked by `kubectl auth can-i` in test_install.py instead."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.kube import Kubectl
+from devstack.processes import REPO_ROOT, ManagedProcess, free_port
+from stripe_webhook_operator import constants as c
+from tests.chart.cluster import Release
+from tests.chart.rendering import RELEASE, Manifest
+from tests.operator.operator_process import (
+    api_key_secret,
+    condition,
+    get_json,
+    poll,
+    secret_data,
+    try_get_json,
+    webhook_manifest,
+)
+
+pytestmark = pytest.mark.integration
+
+POD_NAME = f"{RELEASE}-stripe-webhook-operator-operator-test-0"
+LEFT_OUT = ("--receiver-url=", "--receiver-service=", "--metrics-port=")
+PEERING = "stripe-webhook-operator"
+
+
+def _operator_container(release: Release) -> Manifest:
+    deployment = next(
+        m
+        for m in release.manifests
+        if m["kind"] == "Deployment" and m["metadata"]["name"].endswith("-operator")
+    )
+    container: Manifest = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def _environment(container: Manifest, kubeconfig: Path, home: Path) -> dict[str, str]:
+    env = {"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
+    for item in container["env"]:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            assert item["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, item
+            env[item["name"]] = POD_NAME
+    return env
+
+
+@pytest.fixture
+def operator(release: Release, kubectl: Kubectl, tmp_path: Path) -> Iterator[ManagedProcess]:
+    """The operator as the chart runs it, authenticated as the chart's ServiceAccount."""
+    account = f"{RELEASE}-stripe-webhook-operator-operator"
+    token_config = tmp_path / "operator.kubeconfig"
+    kubectl.as_service_account(release.namespace, account, token_config)
+    container = _operator_container(release)
+    (command,) = container["command"]
+    args = [a for a in container["args"] if not a.startswith(LEFT_OUT)]
+    port = free_port()
+    argv = [
+        str(REPO_ROOT / ".venv" / "bin" / command),
+        *args,
+        "--metrics-host=127.0.0.1",
+        f"--metrics-port={port}",
+        "--drift-jitter=200ms",
+    ]
+    env = _environment(container, token_config, tmp_path)
+    process = ManagedProcess("operator", argv, tmp_path / "operator.log", env=env).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _until(operator: ManagedProcess, what: str, check: Any, timeout: float = 30.0) -> Any:
+    """Poll `check`; on failure, say what the operator logged."""
+    try:
+        return poll(what, check, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; operator log:\n{operator.log_tail(40)}") from None
+
+
+def _joined(operator: ManagedProcess, kubectl: Kubectl) -> bool:
+    operator.check_alive()
+    return POD_NAME in _peers(kubectl)
+
+
+def _peers(kubectl: Kubectl) -> dict[str, Any]:
+    peering = get_json(kubectl, f"clusterkopfpeerings.kopf.dev/{PEERING}")
+    return dict(peering.get("status") or {})
+
+
+# Known product bug, found by this test: the operator's own API client
+# (operator/stripe_webhook_operator/kube.py, `_ConfigurationAuth`) reads the token from
+# `configuration.api_key["authorization"]`, but the kubernetes client (v37) stores kubeconfig
+# and in-cluster tokens under `api_key["BearerToken"]` (already prefixed "Bearer "), so with a
+# ServiceAccount token -- that is, in every pod -- it calls the API server anonymously and exits
+# on its first request (403 for `system:anonymous`). Strict: once kube.py is fixed this test
+# passes and the marker must go. With the token passed through, the journey passes (checked
+# by hand, and each grant of the ClusterRole was shown to be needed by removing it).
+@pytest.mark.xfail(
+    strict=True,
+    reason="the operator ignores ServiceAccount tokens (kube.py reads api_key['authorization'])",
+)
+def test_operator_as_the_charts_service_account_completes_a_journey(
+    release: Release,
+    kubectl: Kubectl,
+    kube_namespace: str,
+    stripe_emulator: Any,
+    operator: ManagedProcess,
+) -> None:
+    api_key = stripe_emulator.new_api_key()
+    client = stripe_emulator.client(api_key)
+    kubectl("apply", "-f", "-", input=api_key_secret(kube_namespace, api_key))
+
+    # Peering: the replica announces itself in the chart's ClusterKopfPeering.
+    _until(operator, "joining the peering", lambda: _joined(operator, kubectl), timeout=60)
+
+    # Create.
+    kubectl("apply", "-f", "-", input=webhook_manifest(kube_namespace, "shop", description="one"))
+
+    def ready() -> dict[str, Any] | None:
+        operator.check_alive()
+        body = get_json(kubectl, "swh", "shop", "-n", kube_namespace)
+        return body if condition(body, c.CONDITION_READY).get("status") == "True" else None
+
+    body = _until(operator, "StripeWebhook Ready", ready, timeout=90)
+    (endpoint,) = client.v1.webhook_endpoints.list({"limit": 10}).data
+    assert endpoint.id == body["status"]["endpointId"]
+    assert endpoint.url == f"http://127.0.0.1:9/webhooks/{kube_namespace}/shop"
+    assert endpoint.status == "enabled"
+    signing = secret_data(get_json(kubectl, "secret", "shop-stripe-webhook", "-n", kube_namespace))
+    assert signing[c.SECRET_KEY_ENDPOINT_ID] == endpoint.id
+    # The aggregated Secret is written in the release's namespace, where the receiver mounts it.
+    key = f"{kube_namespace}.shop.json"
+
+    def receiver_entry() -> dict[str, Any] | None:
+        secret = try_get_json(
+            kubectl, "secret", "stripe-webhook-receiver-secrets", "-n", release.namespace
+        )
+        raw = secret_data(secret or {}).get(key)
+        return json.loads(raw) if raw else None
+
+    entry = _until(operator, "the receiver entry", receiver_entry)
+    assert entry["endpoint_id"] == endpoint.id
+
+    # Update in place.
+    kubectl("apply", "-f", "-", input=webhook_manifest(kube_namespace, "shop", description="two"))
+
+    def described() -> bool:
+        operator.check_alive()
+        (current,) = client.v1.webhook_endpoints.list({"limit": 10}).data
+        return current.id == endpoint.id and current.description == "two"
+
+    _until(operator, "the description reaching Stripe", described, timeout=60)
+
+    # Delete: the finalizer runs, the endpoint and the receiver entry go.
+    kubectl("delete", "swh", "shop", "-n", kube_namespace, "--timeout=60s")
+    assert list(client.v1.webhook_endpoints.list({"limit": 10}).data) == []
+    _until(operator, "the receiver entry removed", lambda: receiver_entry() is None)
+
+    operator.check_alive()
+    log = operator.log_path.read_text(errors="replace")
+    for refusal in ("Forbidden", "forbidden", "Not enough permissions", " 403"):
+        assert refusal not in log, f"the operator was refused something:\n{operator.log_tail()}"
