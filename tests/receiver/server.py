@@ -16,6 +16,7 @@ class ReceiverProcess:
     """One `stripe-webhook-receiver` process; `.url` once started."""
 
     def __init__(self, workdir: Path, secrets_dir: Path, database_url: str, *extra: str) -> None:
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = ManagedProcess(

@@ -207,6 +207,35 @@ def test_lifecycle_422_then_receipt_replays_then_duplicate_and_stale(client: htt
     assert "premium" in document["entitlements"]  # past_due keeps access within the period
 
 
+def test_every_delivery_is_recorded_with_outcome_status_and_fingerprint(
+    client: httpx.Client, receiver: ReceiverProcess
+) -> None:
+    import sqlite3
+
+    event = subscription_event("sub_rec", created=int(time.time()))
+    assert deliver(client, event, OLD).status_code == 422
+    assert deliver(client, event, "whsec_wrong").status_code == 400
+    path = receiver.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        rows = connection.execute(
+            "SELECT event_id, event_type, outcome, status_code, secret_fingerprint, received_at, "
+            "payload IS NOT NULL FROM deliveries WHERE webhook = ? ORDER BY id DESC LIMIT 2",
+            (WEBHOOK,),
+        ).fetchall()
+    refused, kept = rows
+    assert kept[:5] == (
+        event["id"],
+        "customer.subscription.updated",
+        "receipt_not_found",
+        422,
+        fingerprint(OLD),
+    )
+    assert kept[5] > 0
+    assert kept[6] == 1  # the verified payload waits for the receipt
+    assert refused[2:5] == ("no_matching_signature", 400, None)
+    assert refused[6] == 0
+
+
 def test_receipts_require_the_apps_key_and_conflict_across_users(client: httpx.Client) -> None:
     body = {"app_user_id": "bob", "fetch_token": "sub_bob"}
     assert client.post("/v1/receipts", json=body).status_code == 401
