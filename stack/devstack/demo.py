@@ -385,8 +385,10 @@ def create_subscription(target: Target) -> str:
     """Create (or reuse) the premium product, a price, a customer and a subscription."""
     step(
         "Create a customer subscribed to the premium product (Stripe API)",
-        f"stripe products create --id {PRODUCT_ID} --name Premium   # once",
-        "stripe prices create ... ; stripe customers create ... ; stripe subscriptions create ...",
+        f'curl -u "$STRIPE_API_KEY:" {target.stripe_base}/v1/products '
+        f"-d id={PRODUCT_ID} -d name=Premium    # once",
+        f'curl -u "$STRIPE_API_KEY:" {target.stripe_base}/v1/prices ...   '
+        "# then /v1/customers and /v1/subscriptions",
     )
     client = target.stripe()
     try:
@@ -460,7 +462,8 @@ def update_and_show(
     step(
         f"Update the subscription (cancel_at_period_end={value}); Stripe sends "
         "customer.subscription.updated",
-        f"stripe subscriptions update {subscription_id} --cancel-at-period-end={value}",
+        f'curl -u "$STRIPE_API_KEY:" {target.stripe_base}/v1/subscriptions/{subscription_id} '
+        f"-d cancel_at_period_end={value}",
     )
     target.stripe().v1.subscriptions.update(
         subscription_id, params={"cancel_at_period_end": cancel_at_period_end}
