@@ -43,6 +43,19 @@ def demo_processes() -> list[int]:
     return found
 
 
+def demo_env() -> dict[str, str]:
+    """The demo's environment: the real services only when everything they need is given
+    (a cluster, a Stripe test key and a public URL for the receiver), else the local stack."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "stack"))
+    env.pop("DEMO_KEEP", None)
+    if not all(
+        env.get(name) for name in ("E2E_KUBECONFIG", "STRIPE_TEST_API_KEY", "DEMO_PUBLIC_URL")
+    ):
+        env.pop("E2E_KUBECONFIG", None)
+        env.pop("STRIPE_TEST_API_KEY", None)
+    return env
+
+
 def test_make_demo_runs_the_demo_module() -> None:
     plan = subprocess.run(
         ["make", "-n", "demo"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
@@ -52,10 +65,7 @@ def test_make_demo_runs_the_demo_module() -> None:
 
 @pytest.mark.timeout(DEMO_TIMEOUT + 60)
 def test_demo_journey_ends_with_a_true_summary() -> None:
-    if os.environ.get("E2E_KUBECONFIG") or os.environ.get("STRIPE_TEST_API_KEY"):
-        pytest.fail("this test runs the demo on the local stack; unset the E2E variables for it")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "stack"))
-    env.pop("DEMO_KEEP", None)
+    env = demo_env()
     # What `make demo` runs once `make install` is done (the suite runs after it).
     result = subprocess.run(
         [sys.executable, "-m", "devstack.demo"],
@@ -68,7 +78,7 @@ def test_demo_journey_ends_with_a_true_summary() -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     facts = summary(result.stdout)
-    assert facts["webhook"] == "billing/my-app"
+    assert facts["webhook"].endswith("/my-app")
     assert facts["endpoint"].startswith("we_")
     assert facts["previous_endpoint"].startswith("we_")
     assert facts["endpoint"] != facts["previous_endpoint"]
@@ -92,8 +102,7 @@ def test_demo_journey_ends_with_a_true_summary() -> None:
 
 @pytest.mark.timeout(300)
 def test_demo_interrupted_midway_stops_every_process() -> None:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "stack"))
-    env.pop("DEMO_KEEP", None)
+    env = demo_env()
     with subprocess.Popen(
         [sys.executable, "-m", "devstack.demo"],
         cwd=REPO_ROOT,
