@@ -11,14 +11,16 @@ EndpointSlice permission is checked by `kubectl auth can-i` in test_install.py i
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devstack.kube import Kubectl
+from devstack.kube import Kubectl, KubectlError
 from devstack.processes import REPO_ROOT, ManagedProcess, free_port
 from stripe_webhook_operator import constants as c
 from tests.chart.cluster import Release
@@ -27,7 +29,6 @@ from tests.operator.operator_process import (
     api_key_secret,
     condition,
     get_json,
-    poll,
     secret_data,
     try_get_json,
     webhook_manifest,
@@ -87,16 +88,15 @@ def operator(release: Release, kubectl: Kubectl, tmp_path: Path) -> Iterator[Man
 
 
 def _until(operator: ManagedProcess, what: str, check: Any, timeout: float = 30.0) -> Any:
-    """Poll `check`; on failure, say what the operator logged."""
-    try:
-        return poll(what, check, timeout)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; operator log:\n{operator.log_tail(40)}") from None
-
-
-def _joined(operator: ManagedProcess, kubectl: Kubectl) -> bool:
-    operator.check_alive()
-    return POD_NAME in _peers(kubectl)
+    """Poll `check` while the operator lives; fail at once, with its log, if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        operator.check_alive()
+        with contextlib.suppress(KubectlError):
+            if value := check():
+                return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s; log:\n{operator.log_tail(40)}")
 
 
 def _peers(kubectl: Kubectl) -> dict[str, Any]:
@@ -128,13 +128,12 @@ def test_operator_as_the_charts_service_account_completes_a_journey(
     kubectl("apply", "-f", "-", input=api_key_secret(kube_namespace, api_key))
 
     # Peering: the replica announces itself in the chart's ClusterKopfPeering.
-    _until(operator, "joining the peering", lambda: _joined(operator, kubectl), timeout=60)
+    _until(operator, "joining the peering", lambda: POD_NAME in _peers(kubectl), timeout=60)
 
     # Create.
     kubectl("apply", "-f", "-", input=webhook_manifest(kube_namespace, "shop", description="one"))
 
     def ready() -> dict[str, Any] | None:
-        operator.check_alive()
         body = get_json(kubectl, "swh", "shop", "-n", kube_namespace)
         return body if condition(body, c.CONDITION_READY).get("status") == "True" else None
 
@@ -162,7 +161,6 @@ def test_operator_as_the_charts_service_account_completes_a_journey(
     kubectl("apply", "-f", "-", input=webhook_manifest(kube_namespace, "shop", description="two"))
 
     def described() -> bool:
-        operator.check_alive()
         (current,) = client.v1.webhook_endpoints.list({"limit": 10}).data
         return current.id == endpoint.id and current.description == "two"
 
