@@ -258,8 +258,10 @@ def receiver_entry(
 ) -> SecretValue:
     """Return the JSON the receiver reads for one webhook (DESIGN.md "Secret layout")."""
     signing = [{"secret": keys.signing.reveal(), "not_after": None}]
-    if keys.previous is not None and previous_not_after is not None:
-        signing.append({"secret": keys.previous.reveal(), "not_after": rfc3339(previous_not_after)})
+    if keys.previous is not None:
+        # No end yet while the new endpoint waits for the receiver: the old one still delivers.
+        end = rfc3339(previous_not_after) if previous_not_after is not None else None
+        signing.append({"secret": keys.previous.reveal(), "not_after": end})
     document = {
         "webhook": spec.webhook,
         "endpoint_id": keys.endpoint_id,

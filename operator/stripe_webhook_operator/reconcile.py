@@ -369,14 +369,17 @@ async def _create(work: Pass) -> None:
             previous = existing.signing
         elif existing.endpoint_id == endpoint.id:
             previous = existing.previous  # a replay after the Secret was already written
-    not_after = now_utc() + timedelta(seconds=overlap) if previous is not None else None
     keys = SigningKeys(
         signing=signing,
         receipts_api_key=receipts or manifests.new_receipts_api_key(),
         endpoint_id=endpoint.id,
         previous=previous,
     )
-    await work.write_keys(keys, endpoint.livemode, not_after)
+    # The old secret gets no end yet: until the new endpoint is enabled the old endpoint is
+    # the only one Stripe delivers to, however long propagation takes. The overlap starts at
+    # the enable (_enable); counted from here, a slow receiver would refuse the old endpoint's
+    # deliveries and their events would be lost with it.
+    await work.write_keys(keys, endpoint.livemode, None)
     work.event(
         "NewEndpointCreated",
         f"Created Stripe endpoint {endpoint.id} (secret version {version}), disabled until the "
@@ -386,7 +389,7 @@ async def _create(work: Pass) -> None:
         {
             "phase": rotation.PROPAGATING,
             "newEndpointId": endpoint.id,
-            "previousNotAfter": manifests.rfc3339(not_after) if not_after else None,
+            "previousKept": previous is not None,
         },
         secretName=spec.secret_name,
     )
@@ -435,7 +438,9 @@ async def _enable(work: Pass) -> None:
     )
     old_id = state.get("oldEndpointId")
     params = state.get("params") or {}
-    stamp = manifests.rfc3339(now_utc())
+    now = now_utc()
+    stamp = manifests.rfc3339(now)
+    overlap_end = now + timedelta(seconds=float(state.get("overlapSeconds") or 0))
     await work.annotate(
         {c.ANNOTATION_ENDPOINT_ID: new_id, c.ANNOTATION_PENDING_IDEMPOTENCY_KEY: None}
     )
@@ -453,7 +458,11 @@ async def _enable(work: Pass) -> None:
         secretVersion=int(state["targetVersion"]),
         lastRotationTime=stamp,
         previousEndpointId=old_id,
-        previousSecretExpiresAt=state.get("previousNotAfter") or (stamp if old_id else None),
+        previousSecretExpiresAt=(
+            manifests.rfc3339(overlap_end)
+            if state.get("previousKept")
+            else (stamp if old_id else None)
+        ),
         url=endpoint.url,
         stripeStatus=endpoint.status,
         livemode=endpoint.livemode,
