@@ -62,13 +62,11 @@ class _ConfigurationAuth(httpx.Auth):
         self._configuration = configuration
 
     def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
-        hook = getattr(self._configuration, "refresh_api_key_hook", None)
-        if hook is not None:
-            hook(self._configuration)
-        token = (self._configuration.api_key or {}).get("authorization")
+        # kubernetes >= 35 keeps the token under `BearerToken` (already "Bearer ..."), older
+        # releases under `authorization`; the call below runs the refresh hook and reads both.
+        token = self._configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
         if token:
-            prefix = (self._configuration.api_key_prefix or {}).get("authorization")
-            request.headers["Authorization"] = f"{prefix} {token}" if prefix else token
+            request.headers["Authorization"] = token
         yield request
 
 

@@ -104,18 +104,8 @@ def _peers(kubectl: Kubectl) -> dict[str, Any]:
     return dict(peering.get("status") or {})
 
 
-# Known product bug, found by this test: the operator's own API client
-# (operator/stripe_webhook_operator/kube.py, `_ConfigurationAuth`) reads the token from
-# `configuration.api_key["authorization"]`, but the kubernetes client (v37) stores kubeconfig
-# and in-cluster tokens under `api_key["BearerToken"]` (already prefixed "Bearer "), so with a
-# ServiceAccount token -- that is, in every pod -- it calls the API server anonymously and exits
-# on its first request (403 for `system:anonymous`). Strict: once kube.py is fixed this test
-# passes and the marker must go. With the token passed through, the journey passes (checked
-# by hand, and each grant of the ClusterRole was shown to be needed by removing it).
-@pytest.mark.xfail(
-    strict=True,
-    reason="the operator ignores ServiceAccount tokens (kube.py reads api_key['authorization'])",
-)
+# A regression test too: the operator once ignored ServiceAccount tokens (it read
+# `api_key['authorization']`, where kubernetes >= 35 keeps `BearerToken`) and ran anonymously.
 def test_operator_as_the_charts_service_account_completes_a_journey(
     release: Release,
     kubectl: Kubectl,
