@@ -83,7 +83,7 @@ test: install ## Run the whole suite on the local stack (what CI runs).
 	$(PY) -m pytest
 
 .PHONY: test-unit
-test-unit: venv node ## Run only the fast unit layer (no local stack).
+test-unit: venv node $(TOOLS)/helm ## Run only the fast unit layer (no local stack).
 	$(PY) -m pytest -m "not integration"
 
 .PHONY: lint
