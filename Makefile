@@ -79,7 +79,7 @@ install: venv tools system-packages node ## Everything the suite and the demo ne
 # --- running ------------------------------------------------------------------------------
 
 .PHONY: test
-test: install ## Run the whole suite on the local stack (what CI runs).
+test: install lint ## Lint, then run the whole suite on the local stack (what CI runs).
 	$(PY) -m pytest
 
 .PHONY: test-unit
