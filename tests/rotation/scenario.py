@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 
+from devstack.projector import SecretProjector
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import Scene, ready_webhook
+from tests.operator.conftest import RECEIVER_SECRET, Scene, ready_webhook
 from tests.operator.operator_process import OperatorProcess, poll, webhook_manifest
 from tests.operator.receiver_process import Receiver
 from tests.rotation.tally import Tally, count, processed_event_ids, receiver_records
@@ -156,6 +157,23 @@ def finish(run: RotationRun, new_endpoint: str, settle: float = 60.0) -> Tally:
         old_endpoint=str(run.before["endpointId"]),
         new_enabled_since=run.timeline.enabled_since(new_endpoint),
     )
+
+
+def pause_projection(run: RotationRun) -> None:
+    """Stop mirroring the receiver's Secret: the receiver keeps the secrets it has, as a
+    kubelet that is slow to sync a Secret volume would leave them."""
+    assert run.receiver.projector is not None
+    run.receiver.projector.stop()
+
+
+def resume_projection(run: RotationRun) -> None:
+    """Mirror the receiver's Secret again, starting with its current content."""
+    run.receiver.projector = SecretProjector(
+        run.receiver.kubeconfig,
+        run.receiver.namespace,
+        RECEIVER_SECRET,
+        run.receiver.workdir / "secrets",
+    ).start()
 
 
 def loaded_fingerprints(run: RotationRun) -> list[str]:

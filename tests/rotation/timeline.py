@@ -27,10 +27,12 @@ class EndpointTimeline:
     changes: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     last_not_enabled: dict[str, float] = field(default_factory=dict)
     _previous_poll: float | None = None
+    _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5))
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> EndpointTimeline:
+        self._http.auth = (self.api_key, "")
         self._poll_once()
         self._thread = threading.Thread(target=self._run, name="endpoint-timeline", daemon=True)
         self._thread.start()
@@ -60,17 +62,13 @@ class EndpointTimeline:
         deadline = time.monotonic() + self.max_seconds
         while not self._stop.wait(self.interval) and time.monotonic() < deadline:
             self._poll_once()
+        self._http.close()
 
     def _poll_once(self) -> None:
         # Stamped before asking: whatever the answer shows was true at this moment or later.
         asked = time.time()
         try:
-            answer = httpx.get(
-                f"{self.base_url}/v1/webhook_endpoints",
-                params={"limit": 100},
-                auth=(self.api_key, ""),
-                timeout=5,
-            )
+            answer = self._http.get(f"{self.base_url}/v1/webhook_endpoints", params={"limit": 100})
             answer.raise_for_status()
         except httpx.HTTPError:
             return  # a missed poll only makes the moments coarser
