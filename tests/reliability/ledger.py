@@ -56,8 +56,15 @@ class Ledger:
         return self.rows.setdefault(scenario, Row(scenario))
 
     def save(self, path: Path) -> None:
+        """Write the rows to `path`, keeping the rows of scenarios this session did not run
+        (so that rerunning one scenario updates only its row)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"soak": SOAK, "rows": [asdict(row) for row in self.rows.values()]}
+        rows = dict(self.rows)
+        if path.exists():
+            soak, earlier = self.load(path)
+            if soak == SOAK:
+                rows = {row.scenario: row for row in earlier} | rows
+        payload = {"soak": SOAK, "rows": [asdict(row) for row in rows.values()]}
         path.write_text(json.dumps(payload, indent=2) + "\n")
 
     @staticmethod

@@ -1,0 +1,40 @@
+"""The ledger and the table generator, without the stack."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.reliability.ledger import Ledger
+from tests.reliability.report import render, write
+
+
+def test_rows_add_up_and_render_as_a_labelled_table(tmp_path: Path) -> None:
+    ledger = Ledger()
+    ledger.row("Receiver killed").add(trials=1, events_sent=30, crashes=2)
+    ledger.row("Receiver killed").add(trials=1, events_sent=30, lost=1)
+    ledger.row("Fuzz").add(events_sent=5)
+    results = tmp_path / "results.json"
+    ledger.save(results)
+    soak, rows = Ledger.load(results)
+    page = render(soak, rows, datetime(2026, 11, 27, 22, 0, tzinfo=UTC))
+    assert "| Receiver killed | 2 | 60 | 1 | 0 | 2 |" in page
+    assert "| Fuzz | 0 | 5 | 0 | 0 | 0 |" in page
+    assert ("soak run" if soak else "bounded run") in page
+    assert "tests/rotation/" in page
+    output = tmp_path / "out.md"
+    write(results, output)
+    assert output.read_text().startswith("# Reliability")
+
+
+def test_saving_again_replaces_only_the_rows_that_ran(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    first = Ledger()
+    first.row("A").add(trials=3)
+    first.row("B").add(trials=3)
+    first.save(results)
+    second = Ledger()
+    second.row("B").add(trials=1)
+    second.save(results)
+    _, rows = Ledger.load(results)
+    assert [(row.scenario, row.trials) for row in rows] == [("A", 3), ("B", 1)]
