@@ -34,9 +34,9 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     enough that a silently dead watch stream is replaced, Events from our component."""
     ops = kopf.OperatorSettings()
     ops.persistence.finalizer = c.FINALIZER
-    ops.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    ops.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.KOPF_STORAGE_PREFIX)
     ops.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=c.GROUP,
+        prefix=c.KOPF_STORAGE_PREFIX,
         key="last-handled-configuration",
         ignored_fields=[("metadata", "annotations", key) for key in OWN_ANNOTATIONS],
     )

@@ -59,4 +59,7 @@ ROTATION_PHASE_OVERLAP: Final = "Overlap"
 STRIPE_METADATA_SECRET_VERSION: Final = "k8s-secret-version"
 ANNOTATION_FORCE_DELETE: Final = f"{PREFIX}force-delete"
 FINALIZER: Final = f"{PREFIX}finalizer"
+# kopf's own bookkeeping annotations. Not GROUP itself: kopf hides every annotation under its
+# storage prefix from change detection, which would hide `stripe.operator.dev/rotate` too.
+KOPF_STORAGE_PREFIX: Final = f"kopf.{GROUP}"
 DEFAULT_ENABLED_EVENTS: Final = (SUBSCRIPTION_UPDATED,)

@@ -279,10 +279,6 @@ def start_operator(target: Target) -> ManagedProcess:
         "--metrics-host=127.0.0.1",
         f"--metrics-port={metrics_port}",
         "--propagation-interval=250ms",
-        # kopf hides annotations under its storage prefix (ours) from change handlers, so a
-        # `kubectl stripe rotate` is only seen at the next pass of the webhook's loop: keep it
-        # short here so the demo does not wait the default 5 minutes.
-        "--drift-interval=5s",
     ]
     shown = [Path(argv[0]).name, *argv[1:]]
     step("Start the operator", " ".join(shown))

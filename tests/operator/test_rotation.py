@@ -186,3 +186,14 @@ def test_operator_killed_while_waiting_for_the_receiver_resumes_the_rotation(
     assert body["status"]["endpointId"] == new_id
     assert [e.id for e in scene.endpoints()] == [new_id]
     assert old_id != new_id
+
+
+def test_rotate_annotation_is_seen_at_once_not_at_the_next_drift_pass(scene: Scene) -> None:
+    # kopf hides annotations under its own storage prefix from change handlers; with the
+    # operator's prefix there, `stripe.operator.dev/rotate` waited for the drift timer.
+    scene.start_operator("--drift-interval=10m")
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    ready_webhook(scene, "shop")
+    annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=now", f"{c.ANNOTATION_ROTATE_OVERLAP}=1h")
+    body = rotated_to(scene, "shop", 2, phase="Overlap")
+    assert body["status"]["previousEndpointId"] != body["status"]["endpointId"]
