@@ -132,7 +132,9 @@ def scene(
 
     yield Scene(kube_namespace, api_key, stripe_emulator, kubectl, start_operator, cluster_id)
     for process in started:
-        process.stop()
+        # SIGKILL: every step of the operator is resumable, and a graceful kopf shutdown
+        # (cancelling each webhook's loop) only slows the suite down.
+        process.kill()
     # Finalizers would hold the namespace forever once no operator runs.
     names = kubectl("get", "stripewebhooks", "-n", kube_namespace, "-o", "name", check=False)
     for resource in names.stdout.split():

@@ -94,8 +94,8 @@ class OperatorProcess:
 
     def kill(self) -> None:
         """SIGKILL the operator (no cleanup of any kind)."""
-        assert self.process is not None
-        self.process.kill()
+        if self.process is not None:
+            self.process.kill()
 
 
 def apply_crd(kubectl: Kubectl) -> None:
