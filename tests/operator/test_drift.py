@@ -8,7 +8,7 @@ import time
 import pytest
 
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import Scene, ready_webhook
+from tests.operator.conftest import Scene, ready_webhook, receiver_entry
 from tests.operator.operator_process import poll, webhook_manifest
 
 pytestmark = pytest.mark.integration
@@ -82,6 +82,9 @@ def test_one_list_call_per_account_serves_every_webhook(scene: Scene) -> None:
         scene.apply(webhook_manifest(scene.namespace, name))
     for name in names:
         ready_webhook(scene, name)
+    # Four writers of the receiver's aggregated Secret, one key each: none lost another's.
+    for name in names:
+        assert receiver_entry(scene, name) is not None
     scene.stripe.reset_stats(scene.api_key)
     window = 6.5  # three drift intervals of 2 s (+ up to 0.2 s jitter)
     time.sleep(window)

@@ -5,6 +5,7 @@ confirms."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +44,7 @@ def rotated_to(scene: Scene, name: str, version: int, phase: str = "Idle") -> di
 
 
 def test_requested_rotation_overlaps_then_drops_the_old_endpoint(scene: Scene) -> None:
-    scene.start_operator()
+    operator = scene.start_operator()
     scene.apply(webhook_manifest(scene.namespace, "shop"))
     first = ready_webhook(scene, "shop")["status"]
     old_secret = scene.secret("shop-stripe-webhook")[c.SECRET_KEY_SIGNING]
@@ -82,6 +83,16 @@ def test_requested_rotation_overlaps_then_drops_the_old_endpoint(scene: Scene) -
     assert "RotationCompleted" in poll(
         "RotationCompleted", lambda: (r := scene.event_reasons("shop")) and r
     )
+
+    # No secret value reached status, Events or the operator's log.
+    operator_log = operator.log()
+    event_text = json.dumps(scene.events("shop"))
+    status_text = json.dumps(scene.webhook("shop"))
+    for value in (old_secret, data[c.SECRET_KEY_SIGNING], scene.api_key):
+        assert value not in operator_log
+        assert value not in event_text
+        assert value not in status_text
+    assert "whsec_" not in operator_log
 
     # The same annotation value never starts another rotation.
     annotate(scene, "shop", "unrelated=change")
