@@ -53,6 +53,9 @@ PUBLIC_BASE_URL = "https://hooks.bench.example"
 START_TIMEOUT = 60.0
 POLL = 0.5
 QUIET_SECONDS = 5.0
+# After a restart, how long ours may take to make its first Stripe call before we stop
+# waiting for one (it makes none if it trusts its stored state).
+FIRST_CALL_WITHIN = 60.0
 TARGET_READY_RATIO = 1.2
 TARGET_RSS_MIB = 200.0
 WRITE_METHODS = ("POST", "DELETE")
@@ -291,9 +294,13 @@ async def wait_all_ready(stack: Stack, namespace: str, size: int, limit: float) 
     return False
 
 
-async def wait_quiet(meter: Meter, at_least: float, limit: float) -> float | None:
+async def wait_quiet(
+    meter: Meter, at_least: float, limit: float, first_call_within: float = 0.0
+) -> float | None:
     """Wait `at_least` seconds, then until no Stripe call came for QUIET_SECONDS.
 
+    With `first_call_within`, quiet only counts once a first Stripe call came, or once that
+    many seconds passed without one: an operator that is slow to start is not yet settled.
     Return the seconds from the call until the last Stripe call seen (None: there was none).
     """
     began = time.monotonic()
@@ -304,8 +311,9 @@ async def wait_quiet(meter: Meter, at_least: float, limit: float) -> float | Non
         total = await meter.stripe_total()
         if total != last_total:
             last_total, last_change = total, time.monotonic()
-        quiet_for = time.monotonic() - last_change
-        if time.monotonic() - began >= at_least and quiet_for >= QUIET_SECONDS:
+        elapsed = time.monotonic() - began
+        started = last_total != first_total or elapsed >= first_call_within
+        if started and elapsed >= at_least and time.monotonic() - last_change >= QUIET_SECONDS:
             break
     return None if last_total == first_total else last_change - began
 
@@ -348,7 +356,12 @@ async def run_round(stack: Stack, kind: str, size: int, options: Options) -> Rou
         operator.stop()
         await meter.start()
         await operator.start()
-        settled = await wait_quiet(meter, at_least=QUIET_SECONDS + 2, limit=options.ready_timeout)
+        settled = await wait_quiet(
+            meter,
+            at_least=QUIET_SECONDS + 2,
+            limit=options.ready_timeout,
+            first_call_within=0.0 if kind == "noop" else FIRST_CALL_WITHIN,
+        )
         result.restart = await meter.stop()
         result.restart.settled = settled
         result.restart.rss_peak_kib = operator.peak_kib()
@@ -571,7 +584,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         "--operators", default="noop,ours", help="which operators: noop, ours, or both"
     )
     parser.add_argument("--drift-interval", type=float, default=None, help="seconds")
-    parser.add_argument("--ready-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--ready-timeout", type=float, default=600.0, help="seconds to wait for all Ready"
+    )
     report.add_output_option(parser)
     args = parser.parse_args(argv)
     sizes = args.sizes or ("5" if args.quick else "10,100,500")

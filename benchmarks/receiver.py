@@ -500,7 +500,17 @@ def document(
     """Return the Markdown section of docs/benchmarks.md for this run."""
     facts = report.machine_facts(options.load_at_start)
     versions = report.package_versions(
-        ["starlette", "uvicorn", "flask", "gunicorn", "stripe", "psycopg", "httpx"]
+        [
+            "starlette",
+            "uvicorn",
+            "httptools",
+            "uvloop",
+            "flask",
+            "gunicorn",
+            "stripe",
+            "psycopg",
+            "httpx",
+        ]
     )
     versions.append(("wrk", report.tool_version(["wrk", "-v"])))
     parts = [
