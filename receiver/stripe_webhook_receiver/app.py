@@ -183,6 +183,9 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
+    # No redirect to the slash-less path: Stripe does not follow redirects, and a bare 307
+    # would echo a traversal path back (`/webhooks/../../%2F` -> `/webhooks/../..`).
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.metrics = Metrics()
     return app

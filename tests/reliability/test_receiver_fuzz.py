@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.receiver.layout import project, webhook_file
@@ -84,6 +84,8 @@ segment = st.one_of(
 
 @settings(max_examples=trials(80, 400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(segments=st.lists(segment, min_size=0, max_size=5))
+@example(segments=["..", "..", "%2F"])  # was a bare 307 to /webhooks/../..
+@example(segments=["billing", "app", ""])  # a trailing slash: no redirect, a JSON 404
 def test_paths_never_reach_another_file_or_a_500(
     receiver: ReceiverProcess, segments: list[str]
 ) -> None:
