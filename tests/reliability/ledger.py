@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 SOAK = os.environ.get("SOAK", "") not in ("", "0")
+# pytest-timeout's limit for a scenario test: the suite's 300 s, more for soak trials.
+TIMEOUT = 1500 if SOAK else 300
 
 
 def trials(bounded: int, soak: int) -> int:

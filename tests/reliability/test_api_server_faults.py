@@ -30,10 +30,10 @@ from tests.operator.operator_process import (
     webhook_manifest,
 )
 from tests.reliability.convergence import check_deliveries, settle
-from tests.reliability.ledger import Ledger, trials
+from tests.reliability.ledger import TIMEOUT, Ledger, trials
 from tests.reliability.sink import Sink
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT)]
 
 WRITERS_PER_NAMESPACE = 6
 

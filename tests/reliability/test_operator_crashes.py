@@ -13,10 +13,10 @@ import pytest
 from tests.operator.conftest import Scene
 from tests.operator.operator_process import OperatorProcess, webhook_manifest
 from tests.reliability.convergence import check_deliveries, settle
-from tests.reliability.ledger import Ledger, Row, trials
+from tests.reliability.ledger import TIMEOUT, Ledger, Row, trials
 from tests.reliability.sink import Sink
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT)]
 
 SCENARIO = "Operator SIGKILL at random points of create, update, delete"
 WEBHOOKS_PER_TRIAL = 3

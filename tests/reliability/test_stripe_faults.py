@@ -18,12 +18,12 @@ from devstack.fixtures_stripe import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 from stripe_webhook_operator import manifests
 from tests.operator.conftest import Scene
-from tests.operator.operator_process import get_json, poll, webhook_manifest
+from tests.operator.operator_process import get_json, webhook_manifest
 from tests.reliability.convergence import check_deliveries, settle
-from tests.reliability.ledger import Ledger, trials
+from tests.reliability.ledger import TIMEOUT, Ledger, trials
 from tests.reliability.sink import Sink
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT)]
 
 SCENARIO = "Stripe faults (429, 5xx, slow, dropped, idempotency) at 25 req/s"
 STRIPE_TEST_MODE_RATE = 25
@@ -86,12 +86,8 @@ def test_operator_converges_through_stripe_faults_within_the_rate_limit(
         for spec in FAULTS:
             scene.stripe.inject_fault(scene.api_key, path_prefix=ENDPOINTS, **spec)
             injected += int(spec["count"])
-        if operator is None:
-            operator = scene.start_operator("--stripe-timeout=2s")
-        else:
-            for name in wanted:  # the running operator picks them up from its watch
-                poll(f"{name} seen", lambda name=name: scene.webhook(name).get("status"))
-
+        # A fresh operator per trial: it must not see the webhooks before the key is squatted.
+        operator = scene.start_operator("--stripe-timeout=2s")
         outcome = settle(scene, wanted, set())
         stats = scene.stripe.stats(scene.api_key)
         lost = outcome.lost or check_deliveries(scene, sink, wanted, subscription.id)
@@ -111,6 +107,8 @@ def test_operator_converges_through_stripe_faults_within_the_rate_limit(
         if stats["rate_limited"]:
             problems.append(f"trial {trial}: {stats['rate_limited']} calls over the rate limit")
         scene.stripe.clear_faults(scene.api_key)
+        if trial + 1 < count:
+            operator.stop()
     assert not problems, json.dumps(problems, indent=1)
     assert operator is not None
     assert scene.api_key not in operator.log()
