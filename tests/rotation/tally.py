@@ -73,20 +73,25 @@ class Tally:
     duplicates_delivered: int
     failed_attempts: Counter[str]
     signature_refusals: int
-    refusals_after_enable: list[dict[str, Any]]
+    refusals_after_enable: list[ReceiverRecord]
     refusals_from_old_endpoint: list[dict[str, Any]]
     unanswered: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
-    @property
-    def clean(self) -> bool:
-        """Whether every event was applied once and no refusal came after the enable."""
-        return not (
-            self.unapplied
-            or self.applied_twice
-            or self.processed_ids_unknown
-            or self.refusals_after_enable
-            or self.refusals_from_old_endpoint
-        )
+    def problems(self) -> dict[str, list[Any]]:
+        """Return what went wrong, by name: empty when every event was applied once and no
+        signature was refused once the new endpoint was enabled."""
+        found = {
+            "events never applied": [
+                {"event": e, "attempts": [a for a in self.attempts if a["event"] == e]}
+                for e in self.unapplied
+            ],
+            "events applied twice": list(self.applied_twice),
+            "applied events Stripe never sent": list(self.processed_ids_unknown),
+            "refused after the new endpoint was enabled": self.refusals_after_enable,
+            "refused from the old endpoint": self.refusals_from_old_endpoint,
+        }
+        return {name: items for name, items in found.items() if items}
 
 
 def count(
@@ -117,7 +122,12 @@ def count(
         duplicates_delivered=sum(1 for r in records if r.outcome == "duplicate"),
         failed_attempts=failed,
         signature_refusals=sum(1 for r in records if r.outcome in SIGNATURE_CODES),
-        refusals_after_enable=[a for a in refused if a["time"] > new_enabled_since],
+        # By the receiver's arrival time: Stripe stamps an attempt when its answer comes, and
+        # one sent before the enable may be answered after it.
+        refusals_after_enable=[
+            r for r in records if r.outcome in SIGNATURE_CODES and r.received_at > new_enabled_since
+        ],
         refusals_from_old_endpoint=[a for a in refused if a["endpoint"] == old_endpoint],
         unanswered=[a for a in attempts if a["status"] is None],
+        attempts=attempts,
     )
