@@ -354,9 +354,6 @@ async def _create(work: Pass) -> None:
             }
         )
         return
-    if work.rt.settings.test_pause_after_create:
-        logger.warning("test hook: pausing after Stripe's create answer, before the Secret write")
-        await asyncio.sleep(work.rt.settings.test_pause_after_create)
     if endpoint.status != "disabled":
         endpoint = await work.rt.stripe.update_endpoint(
             work.api_key, endpoint.id, {"disabled": True}

@@ -52,7 +52,6 @@ class Settings:
     watch_client_timeout: float = 90.0
     log_level: str = "INFO"
     orphan_sweep: bool = True
-    test_pause_after_create: float = 0.0
 
     @property
     def clusterwide(self) -> bool:
@@ -128,12 +127,6 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("watch-client-timeout", "90s", "client-side timeout of each Kubernetes watch")
     add("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
     add("orphan-sweep", "true", "delete endpoints tagged with this cluster whose resource is gone")
-    add(
-        "test-pause-after-create",
-        "0",
-        "TEST HOOK: pause between Stripe's create answer and the Secret write, so crash tests "
-        "can kill the operator exactly there; never set it in production",
-    )
     return parser
 
 
@@ -212,5 +205,4 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         watch_client_timeout=_duration("watch-client-timeout", args.watch_client_timeout),
         log_level=level,
         orphan_sweep=str(args.orphan_sweep).lower() in {"1", "true", "yes", "on"},
-        test_pause_after_create=_duration("test-pause-after-create", args.test_pause_after_create),
     )
