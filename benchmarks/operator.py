@@ -398,7 +398,13 @@ def rounds_table(rounds: Sequence[Round]) -> str:
                 str(r.accounts),
                 ready,
                 f"{floor:.1f}" if floor else report.DASH,
-                f"{create.seconds / floor:.2f}" if floor else report.DASH,
+                (
+                    f"{create.seconds / floor:.2f}"
+                    if create.complete
+                    else f"> {create.seconds / floor:.1f}"
+                )
+                if floor
+                else report.DASH,
                 _per(create.stripe_total, r.size),
                 _per(create.stripe_writes, r.size),
                 _per(create.kube, r.size),
