@@ -117,7 +117,10 @@ class Kube:
             base_url=configuration.host,
             verify=_ssl_context(configuration),
             auth=_ConfigurationAuth(configuration),
-            timeout=30.0,
+            # Waiting for a pooled connection is flow control, not a failure: with hundreds of
+            # webhooks reconciling at once, a 30 s pool timeout failed passes for no reason.
+            timeout=httpx.Timeout(30.0, pool=300.0),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
         )
         return cls(http)
 

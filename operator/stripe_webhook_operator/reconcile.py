@@ -753,7 +753,9 @@ async def run_loop(rt: Runtime, namespace: str, name: str, stopped: Any) -> None
             try:
                 delay = await reconcile(rt, namespace, name, fresh)
             except (OperatorError, httpx.HTTPError) as exc:
-                logger.warning("%s/%s: pass failed: %s", namespace, name, exc)
+                logger.warning(
+                    "%s/%s: pass failed (%s): %s", namespace, name, type(exc).__name__, exc
+                )
                 delay = UNAVAILABLE_RETRY
         waiter = asyncio.ensure_future(wakeup.wait())
         stopper = asyncio.ensure_future(stopped.wait())
