@@ -98,9 +98,16 @@ def test_two_operators_writing_one_receiver_secret_lose_no_entry(
         alive: set[str] = set()  # entries of earlier trials' webhooks, still there
         for trial in range(trials(1, 4)):
             names = [f"t{trial}-w{i}" for i in range(WRITERS_PER_NAMESPACE)]
+            # A fresh account per trial: Stripe caps one at 16 endpoints.
+            key_ref = {"name": f"stripe-api-key-t{trial}", "key": "api-key"}
+            for namespace in (scene.namespace, other):
+                key = api_key_secret(namespace, stripe_emulator.new_api_key(), key_ref["name"])
+                scene.kubectl("apply", "-f", "-", input=key)
             creators = [
                 threading.Thread(
-                    target=scene.apply, args=(manifests(namespace, names),), daemon=True
+                    target=scene.apply,
+                    args=(manifests(namespace, names, apiKeySecretRef=key_ref),),
+                    daemon=True,
                 )
                 for namespace in (scene.namespace, other)
             ]
