@@ -112,6 +112,10 @@ bench-receiver: install ## Receiver throughput and latency against baselines.
 bench-operator: install ## Operator time-to-Ready, calls per CR and memory.
 	$(PY) benchmarks/operator.py
 
+.PHONY: bench-rotation
+bench-rotation: install ## Rotations under live traffic: failed deliveries and duplicates.
+	$(PY) benchmarks/rotation.py
+
 .PHONY: soak
 soak: install ## Long reliability runs; writes docs/reliability.md.
 	SOAK=1 $(PY) -m pytest tests/reliability -p no:randomly
