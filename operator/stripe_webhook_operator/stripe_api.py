@@ -49,11 +49,12 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 
 def should_retry(status: int | None, should_retry_header: str | None) -> bool:
-    """Return whether a failed call is worth repeating: network errors, 429 and 5xx, unless
-    Stripe says otherwise in `Stripe-Should-Retry`."""
+    """Return whether a failed call is worth repeating: network errors, 409 (another request
+    with the same Idempotency-Key still runs), 429 and 5xx, unless Stripe says otherwise in
+    `Stripe-Should-Retry`."""
     if should_retry_header is not None:
         return should_retry_header.strip().lower() == "true"
-    return status is None or status == 429 or status >= 500
+    return status is None or status in (409, 429) or status >= 500
 
 
 def backoff_delay(attempt: int, retry_after: str | None, rng: random.Random) -> float:
@@ -81,7 +82,10 @@ def translate(exc: stripe.StripeError) -> StripeError:
     message = exc.user_message or exc.__class__.__name__
     if isinstance(exc, stripe.APIConnectionError) or status is None:
         return StripeUnavailable(f"Stripe could not be reached: {message}", status=None)
-    if status == 429 or status >= 500:
+    # 409 `idempotency_key_in_use`: the first request with this key still runs (the operator
+    # restarted mid-call). It must be repeated with the same key, never answered with a new
+    # secret version, or a second new endpoint would be left behind.
+    if status in (409, 429) or status >= 500 or code == "idempotency_key_in_use":
         return StripeUnavailable(f"Stripe answered {status}: {message}", status=status, code=code)
     if status in (401, 403):
         return StripeAuthenticationFailed(
@@ -89,7 +93,7 @@ def translate(exc: stripe.StripeError) -> StripeError:
         )
     if status == 404:
         return StripeNotFound(message, status=status, code=code)
-    if isinstance(exc, stripe.IdempotencyError) or code == "idempotency_key_in_use":
+    if isinstance(exc, stripe.IdempotencyError):
         return StripeIdempotencyMismatch(message, status=status, code=code)
     if _is_endpoint_limit(message, code):
         return EndpointLimitReached(message, status=status, code=code)

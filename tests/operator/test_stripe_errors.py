@@ -31,6 +31,7 @@ def error(status: int | None, message: str = "nope", **extra: object) -> stripe.
     ("status", "kind"),
     [
         (None, exc.StripeUnavailable),
+        (409, exc.StripeUnavailable),
         (429, exc.StripeUnavailable),
         (503, exc.StripeUnavailable),
         (401, exc.StripeAuthenticationFailed),
@@ -103,3 +104,17 @@ async def test_retry_loop_retries_429_then_succeeds_and_gives_up_on_400() -> Non
     with pytest.raises(exc.StripeUnavailable):
         await gateway._call("list", down)
     assert len(slept) == 5
+
+
+def test_a_key_still_in_use_is_retried_not_taken_for_a_mismatch() -> None:
+    in_use = stripe.IdempotencyError(
+        "There is currently another in-progress request using this Stripe-Idempotency-Key.",
+        http_status=409,
+        code="idempotency_key_in_use",
+    )
+    assert type(translate(in_use)) is exc.StripeUnavailable
+    assert should_retry(409, None)
+    mismatch = stripe.IdempotencyError(
+        "Keys for idempotent requests can only be used with the same parameters.", http_status=400
+    )
+    assert type(translate(mismatch)) is exc.StripeIdempotencyMismatch
