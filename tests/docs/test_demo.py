@@ -58,7 +58,13 @@ def demo_env() -> dict[str, str]:
 
 def test_make_demo_runs_the_demo_module() -> None:
     plan = subprocess.run(
-        ["make", "-n", "demo"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "demo"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        # Under `make test` the parent's MAKEFLAGS would add "Leaving directory" lines.
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")},
     ).stdout
     assert "-m devstack.demo" in plan.splitlines()[-1]
 
