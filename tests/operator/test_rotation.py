@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,27 @@ def test_rotate_annotation_is_seen_at_once_not_at_the_next_drift_pass(scene: Sce
     annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=now", f"{c.ANNOTATION_ROTATE_OVERLAP}=1h")
     body = rotated_to(scene, "shop", 2, phase="Overlap")
     assert body["status"]["previousEndpointId"] != body["status"]["endpointId"]
+
+
+def test_scheduled_rotation_starts_once_every_has_passed(scene: Scene) -> None:
+    scene.start_operator()
+    rotation_spec = {"every": "2h", "overlap": "1m"}
+    scene.apply(webhook_manifest(scene.namespace, "shop", rotation=rotation_spec))
+    first = ready_webhook(scene, "shop")["status"]
+    time.sleep(3)  # drift passes: a webhook rotated just now is not due
+    assert scene.webhook("shop")["status"]["secretVersion"] == 1
+    # Pretend the last rotation was three hours ago: two hours have passed, one is due.
+    three_hours_ago = datetime.now(UTC) - timedelta(hours=3)
+    patch = json.dumps(
+        {"status": {"lastRotationTime": three_hours_ago.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+    )
+    scene.kubectl(
+        "patch", "swh", "shop", "-n", scene.namespace,
+        "--subresource=status", "--type=merge", "-p", patch,
+    )  # fmt: skip
+    body = rotated_to(scene, "shop", 2, phase="Overlap")
+    status = body["status"]
+    assert status["rotation"]["trigger"] == "Scheduled"
+    assert status["previousEndpointId"] == first["endpointId"]
+    last = datetime.fromisoformat(status["lastRotationTime"].replace("Z", "+00:00"))
+    assert datetime.now(UTC) - last < timedelta(minutes=5)
