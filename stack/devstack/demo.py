@@ -35,9 +35,16 @@ import httpx
 import stripe
 import yaml
 
-from devstack.devenv import pid_alive
 from devstack.kube import ControlPlane, Kubectl
-from devstack.processes import REPO_ROOT, TOOLS_BIN, ManagedProcess, StackError, free_port, tool
+from devstack.processes import (
+    REPO_ROOT,
+    TOOLS_BIN,
+    ManagedProcess,
+    StackError,
+    free_port,
+    pid_running,
+    tool,
+)
 from devstack.projector import SecretProjector
 from devstack.stripe_emulator.launcher import EmulatorProcess
 
@@ -141,7 +148,7 @@ class Target:
             component = self.cleanup.pop()
             with contextlib.suppress(Exception):
                 component.stop()
-        return [pid for pid in pids if pid_alive(pid)]
+        return [pid for pid in pids if pid_running(pid)]
 
 
 def component_pids(component: Stoppable) -> list[int]:

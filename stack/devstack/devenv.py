@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from devstack.processes import REPO_ROOT, TOOLS_BIN, StackError, stop_pid
+from devstack.processes import REPO_ROOT, TOOLS_BIN, StackError, pid_running, proc_stat, stop_pid
 
 DIR_VARIABLE = "DEVSTACK_DIR"
 ENV_FILE = "env"
@@ -106,28 +106,18 @@ def process_identity(pid: int) -> str | None:
     A zombie counts as gone: once `up` has exited, its children belong to PID 1, which may
     reap them only later, and until then a stopped process still answers signal 0.
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except (FileNotFoundError, ProcessLookupError):
+    fields = proc_stat(pid)
+    if fields is None:
         return None
-    # The fields after the command name, which is in parentheses and may contain spaces:
-    # the state first, the start time (in clock ticks since boot) 19 fields later.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in "ZX":
-        return None
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    # The start time (in clock ticks since boot) is 19 fields after the state.
     return f"{boot}:{fields[19]}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Return whether a process with this PID runs; a zombie does not."""
-    return process_identity(pid) is not None
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
     """Wait until the process has exited; return whether it did within `timeout`."""
     deadline = time.monotonic() + timeout
-    while pid_alive(pid):
+    while pid_running(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

@@ -137,11 +137,18 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def pid_running(pid: int) -> bool:
-    """Return whether the process runs; a zombie (exited, not yet reaped by PID 1) does not."""
+def proc_stat(pid: int) -> list[str] | None:
+    """Return the fields of /proc/PID/stat after the command name (the state first), or None
+    if the process is gone or a zombie (exited, not yet reaped by PID 1)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
-        return False
-    state = stat[stat.rindex(")") + 2 :].split()[0]
-    return state not in ("Z", "X")
+        return None
+    # The command name is in parentheses and may contain spaces: split after its last `)`.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else fields
+
+
+def pid_running(pid: int) -> bool:
+    """Return whether the process runs; a zombie does not."""
+    return proc_stat(pid) is not None

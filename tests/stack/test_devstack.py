@@ -14,8 +14,8 @@ import httpx
 import psycopg
 import pytest
 
-from devstack.devenv import StackState, Started, env_lines, pid_alive, register
-from devstack.processes import REPO_ROOT
+from devstack.devenv import StackState, Started, env_lines, register
+from devstack.processes import REPO_ROOT, pid_running
 
 COMMAND_TIMEOUT = 240
 
@@ -53,7 +53,7 @@ def test_stop_ends_a_recorded_process_group(tmp_path: Path) -> None:
     StackState.load(tmp_path / "pids.json").stop()
 
     assert child.wait(timeout=5) == -signal.SIGINT
-    assert not pid_alive(child.pid)
+    assert not pid_running(child.pid)
     assert not (tmp_path / "gone").exists()
 
 
@@ -134,6 +134,6 @@ def test_up_writes_a_working_env_and_down_stops_everything(dev_env: dict[str, st
 
     stopped = devstack("down", dev_env)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-    assert [pid for pid in [*pids, extra.pid] if pid_alive(pid)] == []
+    assert [pid for pid in [*pids, extra.pid] if pid_running(pid)] == []
     assert extra.wait(timeout=5) == -signal.SIGTERM
     assert not dev.exists()
