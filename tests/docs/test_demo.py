@@ -56,6 +56,12 @@ def demo_env() -> dict[str, str]:
     return env
 
 
+def outside_make(env: dict[str, str]) -> dict[str, str]:
+    """`env` without the flags a parent make passes down: under `make test` they would turn a
+    nested make's output into "Entering/Leaving directory" lines."""
+    return {k: v for k, v in env.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
+
 def test_make_demo_runs_the_demo_module() -> None:
     plan = subprocess.run(
         ["make", "--no-print-directory", "-n", "demo"],
@@ -63,8 +69,7 @@ def test_make_demo_runs_the_demo_module() -> None:
         capture_output=True,
         text=True,
         check=True,
-        # Under `make test` the parent's MAKEFLAGS would add "Leaving directory" lines.
-        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")},
+        env=outside_make(dict(os.environ)),
     ).stdout
     assert "-m devstack.demo" in plan.splitlines()[-1]
 
@@ -76,7 +81,7 @@ def test_demo_journey_ends_with_a_true_summary() -> None:
     result = subprocess.run(
         ["make", "--no-print-directory", "demo"],
         cwd=REPO_ROOT,
-        env={k: v for k, v in env.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")},
+        env=outside_make(env),
         capture_output=True,
         text=True,
         timeout=DEMO_TIMEOUT,
