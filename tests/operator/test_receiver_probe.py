@@ -1,8 +1,8 @@
-"""The readiness handshake's replica discovery. The API server refuses loopback addresses in
-EndpointSlices ("may not be in the loopback range"), and tests reach nothing but loopback, so
-the per-replica asking is covered in parts: discovery of ready addresses from real
-EndpointSlices (never contacted), URL building, and the handshake against the real receiver
-on 127.0.0.1 without a Service (tests/operator/test_rotation.py)."""
+"""The readiness handshake's replica discovery, in parts: ready addresses read from real
+EndpointSlices (documentation-range addresses, never contacted), URL building, and a Service
+with no ready address. The handshake with real receiver replicas behind an EndpointSlice runs
+in tests/operator/test_replica_handshake.py, inside a private network namespace, since the API
+server refuses loopback addresses in EndpointSlices."""
 
 from __future__ import annotations
 
