@@ -2,8 +2,8 @@
 
 The hot path is lean on purpose: the body is read once with a streamed size limit, the HMAC
 is computed once per live secret, the JSON is decoded once, no Stripe object is built, and
-the database sees two short units of work (the delivery record, then the processing), each
-committed in a group with other requests' units.
+the database sees two short units of work (the delivery record, then the processing), run
+as two transactions in one trip through the committer, with other requests' units.
 """
 
 from __future__ import annotations
@@ -171,8 +171,7 @@ async def _handle(
     try:
         if not runtime.migrated.is_set():
             raise DatabaseUnavailable("The database schema is not migrated yet.")
-        delivery_id = await runtime.store.record_delivery(received, "received")
-        outcome = await runtime.store.process(delivery_id, webhook, event, body)
+        outcome = await runtime.store.record_and_process(received, event, body)
     except DatabaseUnavailable as exc:
         runtime.metrics.deliveries.labels(webhook, SUBSCRIPTION_UPDATED, "unavailable").inc()
         _log(received, "database_unavailable", 503, started, error=type(exc).__name__)

@@ -182,40 +182,24 @@ class Store:
     ) -> int:
         """Record a delivery in a transaction of its own; return its id.
 
-        The commit does not wait for the disk: the processing commit that follows, or the
-        next one, flushes it (see `database`).
+        The commit does not wait for the disk: the next durable commit flushes it (see
+        `database`). Used for refused deliveries, which are answered either way.
         """
+        return await self.database.run(
+            lambda tx: _insert_delivery(tx, delivery, outcome, status_code), durable=False
+        )
 
-        def unit(tx: Transaction) -> int:
-            row = tx.execute(
-                "INSERT INTO deliveries (webhook, event_id, event_type, subscription_id, "
-                "outcome, status_code, secret_fingerprint, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    delivery.webhook,
-                    delivery.event_id,
-                    delivery.event_type,
-                    delivery.subscription_id,
-                    outcome,
-                    status_code,
-                    delivery.fingerprint,
-                    delivery.received_at_ms,
-                ),
-            ).fetchone()
-            return int(row[0])
-
-        return await self.database.run(unit, durable=False)
-
-    async def process(
-        self, delivery_id: int, webhook: str, event: SubscriptionEvent, payload: bytes
+    async def record_and_process(
+        self, delivery: Delivery, event: SubscriptionEvent, payload: bytes
     ) -> Outcome:
-        """Apply `event` and write the outcome onto its delivery record, in one transaction.
+        """Record the delivery in a transaction of its own, then apply `event` and write the
+        outcome onto the record in a second one; return once both are on disk.
 
         A delivery whose subscription has no receipt keeps its payload for a replay.
         """
 
-        def unit(tx: Transaction) -> Outcome:
-            outcome = _apply_event(tx, webhook, event, _now_ms())
+        def process(tx: Transaction, delivery_id: int) -> Outcome:
+            outcome = _apply_event(tx, delivery.webhook, event, _now_ms())
             kept = payload if outcome is Outcome.RECEIPT_NOT_FOUND else None
             tx.execute(
                 "UPDATE deliveries SET outcome = ?, status_code = ?, payload = ? WHERE id = ?",
@@ -223,7 +207,9 @@ class Store:
             )
             return outcome
 
-        return await self.database.run(unit)
+        return await self.database.run_pair(
+            lambda tx: _insert_delivery(tx, delivery, "received", None), process
+        )
 
     async def register_receipt(
         self, webhook: str, app_user_id: str, subscription_id: str
@@ -283,6 +269,27 @@ class Store:
             return max(removed, 0)
 
         return await self.database.run(unit)
+
+
+def _insert_delivery(
+    tx: Transaction, delivery: Delivery, outcome: str, status_code: int | None
+) -> int:
+    row = tx.execute(
+        "INSERT INTO deliveries (webhook, event_id, event_type, subscription_id, "
+        "outcome, status_code, secret_fingerprint, received_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            delivery.webhook,
+            delivery.event_id,
+            delivery.event_type,
+            delivery.subscription_id,
+            outcome,
+            status_code,
+            delivery.fingerprint,
+            delivery.received_at_ms,
+        ),
+    ).fetchone()
+    return int(row[0])
 
 
 def _row(row: Any) -> SubscriptionRow:

@@ -48,8 +48,7 @@ class Harness:
             parsed.state.subscription_id,
             "fp",
         )
-        delivery_id = self.run(self.store.record_delivery(delivery, "received"))
-        outcome: Outcome = self.run(self.store.process(delivery_id, webhook, parsed, body))
+        outcome: Outcome = self.run(self.store.record_and_process(delivery, parsed, body))
         return outcome
 
     def subscription(self, sub: str, webhook: str = WEBHOOK) -> tuple[Any, ...] | None:

@@ -1,0 +1,108 @@
+"""Both databases run a pair of units as two transactions: the first is committed before the
+second starts, so a failing second unit leaves the first one's writes in place (the delivery
+record outlives a failed processing); and on SQLite pairs and single units share commit
+groups without mixing their outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stripe_webhook_receiver.database import (
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    Transaction,
+)
+from stripe_webhook_receiver.migrations import migrate_sync
+
+WEBHOOK = "billing/app"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    opened: Database
+    if request.param == "sqlite":
+        opened = SqliteDatabase(tmp_path / "receiver.db")
+    else:
+        opened = PostgresDatabase(request.getfixturevalue("postgres").new_database())
+    migrate_sync(opened)
+    yield opened
+    opened.close()
+
+
+def insert_receipt(name: str) -> Any:
+    def unit(tx: Transaction) -> str:
+        tx.execute(
+            "INSERT INTO receipts (webhook, subscription_id, app_user_id, created_at) "
+            "VALUES (?, ?, 'u', 0)",
+            (WEBHOOK, name),
+        )
+        return name
+
+    return unit
+
+
+def receipts(database: Database) -> list[str]:
+    return sorted(
+        row[0]
+        for row in database.run_sync(
+            lambda tx: tx.execute("SELECT subscription_id FROM receipts").fetchall()
+        )
+    )
+
+
+def then_insert(suffix: str, fail: bool = False) -> Any:
+    def then(tx: Transaction, first: str) -> str:
+        insert_receipt(first + suffix)(tx)
+        if fail:
+            raise ValueError("the second unit fails after writing")
+        return first + suffix
+
+    return then
+
+
+def run(database: Database, *awaitables: Any) -> list[Any]:
+    async def together() -> list[Any]:
+        results = await asyncio.gather(*awaitables, return_exceptions=True)
+        await database.aclose()
+        return results
+
+    return asyncio.run(together())
+
+
+def test_the_second_unit_gets_the_first_ones_result(database: Database) -> None:
+    [result] = run(database, database.run_pair(insert_receipt("sub_a"), then_insert("_then")))
+    assert result == "sub_a_then"
+    assert receipts(database) == ["sub_a", "sub_a_then"]
+
+
+def test_a_failing_second_unit_keeps_the_first_units_commit(database: Database) -> None:
+    [failed] = run(
+        database, database.run_pair(insert_receipt("sub_b"), then_insert("_then", fail=True))
+    )
+    assert isinstance(failed, ValueError)
+    assert receipts(database) == ["sub_b"]
+
+
+def test_pairs_and_single_units_in_one_group_keep_their_own_outcomes(
+    database: Database,
+) -> None:
+    database.run_sync(insert_receipt("sub_x"))
+    ok_pair, failed_pair, single, failed_first = run(
+        database,
+        database.run_pair(insert_receipt("sub_p1"), then_insert("_then")),
+        database.run_pair(insert_receipt("sub_p2"), then_insert("_then", fail=True)),
+        database.run(insert_receipt("sub_s")),
+        # The first unit fails (the id exists already): its second unit never runs.
+        database.run_pair(insert_receipt("sub_x"), then_insert("_never")),
+    )
+    assert ok_pair == "sub_p1_then"
+    assert isinstance(failed_pair, ValueError)
+    assert single == "sub_s"
+    assert isinstance(failed_first, Exception)
+    assert receipts(database) == ["sub_p1", "sub_p1_then", "sub_p2", "sub_s", "sub_x"]
