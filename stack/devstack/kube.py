@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +40,18 @@ SERVICE_ACCOUNT_TOKEN_DURATION = "2h"
 READY_TIMEOUT = 60.0
 # How many times start() picks fresh ports after a port taken between probe and bind.
 PORT_ATTEMPTS = 3
+# Requests of ServiceAccounts only (no person or component uses one here), each logged once
+# answered (a watch also when it starts): tests read what a chart's ServiceAccount did, and
+# the rest of the traffic costs nothing.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
 
 
 class Cluster(Protocol):
@@ -113,10 +125,14 @@ def write_kubeconfig(path: Path, cluster: dict[str, Any], user: dict[str, Any]) 
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager, all on 127.0.0.1 free ports."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, apiserver_args: Sequence[str] = ()) -> None:
         self.workdir = workdir
         self.kubeconfig = workdir / "kubeconfig"
         self.server = ""
+        self.etcd_url = ""
+        # JSON lines, one audit event per line (see AUDIT_POLICY).
+        self.audit_log = workdir / "logs" / "kube-apiserver-audit.log"
+        self._apiserver_args = tuple(apiserver_args)
         self.start_seconds: float | None = None
         self._processes: list[ManagedProcess] = []
         self._pki: Pki | None = None
@@ -170,7 +186,7 @@ class ControlPlane:
 
     def _launch(self) -> None:
         assert self._pki is not None
-        etcd_url = self._start_etcd()
+        etcd_url = self.etcd_url = self._start_etcd()
         apiserver_port = free_port()
         self.server = f"https://{LOOPBACK}:{apiserver_port}"
         self._write_kubeconfig(self.kubeconfig, self._pki.admin_cert, self._pki.admin_key)
@@ -236,6 +252,8 @@ class ControlPlane:
     def _start_apiserver(self, etcd_url: str, port: int) -> None:
         assert self._pki is not None
         pki = self._pki
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
         self._spawn(
             "kube-apiserver",
             [
@@ -256,11 +274,17 @@ class ControlPlane:
                 # No kubelet runs here, so Pods never mount a token; and the controller that
                 # creates each namespace's `default` ServiceAccount is not run either.
                 "--disable-admission-plugins=ServiceAccount",
+                # As hardened clusters do: setting blockOwnerDeletion needs update on the
+                # owner's finalizers, so a chart lacking that grant fails here too.
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
                 # Endpoints may not hold a loopback address: the reconciler would only log
                 # errors trying to publish 127.0.0.1 for the `kubernetes` Service.
                 "--endpoint-reconciler-type=none",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                *self._apiserver_args,
             ],
         )
 

@@ -1,18 +1,24 @@
 """The Kubernetes API server failing under the operator: restarted (same etcd and
-certificates) in the middle of reconciles, and many writers of the receiver's aggregated Secret
-at once (two operators for two namespaces sharing one receiver). Nothing is lost: every webhook
-ends Ready with one endpoint, and the aggregated Secret holds exactly the live webhooks."""
+certificates) in the middle of reconciles, a watch answered `410 Gone` (its resourceVersion
+compacted away in etcd), and many writers of the receiver's aggregated Secret at once (two
+operators for two namespaces sharing one receiver). Nothing is lost: every webhook ends Ready
+with one endpoint, and the aggregated Secret holds exactly the live webhooks."""
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from devstack.fixtures_stripe import StripeTarget
@@ -152,6 +158,28 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         plane.stop()
 
 
+def scene_on(
+    plane: ControlPlane,
+    stripe: StripeTarget,
+    namespace: str,
+    tmp_path: Path,
+    extra_args: tuple[str, ...] = (),
+) -> tuple[Scene, OperatorProcess]:
+    """On a control plane of a test's own: the CRD, `namespace` with a fresh account's API
+    key, and an operator watching it (started)."""
+    kubectl = Kubectl(plane.kubeconfig, tmp_path / "kubectl-cache")
+    apply_crd(kubectl)
+    kubectl("create", "namespace", namespace)
+    api_key = stripe.new_api_key()
+    kubectl("apply", "-f", "-", input=api_key_secret(namespace, api_key))
+    cluster_id = random_cluster_id()
+    operator = OperatorProcess(
+        plane.kubeconfig, stripe.base_url, namespace, tmp_path, cluster_id, extra_args
+    ).start()
+    scene = Scene(namespace, api_key, stripe, kubectl, lambda *a, **k: operator, cluster_id)
+    return scene, operator
+
+
 def apiserver(plane: ControlPlane) -> ManagedProcess:
     # ControlPlane has no restart of its own; its process list is the one handle there is.
     (process,) = [p for p in plane._processes if p.name == "kube-apiserver"]
@@ -166,20 +194,10 @@ def test_api_server_restarted_mid_reconcile_loses_nothing(
     ledger: Ledger,
 ) -> None:
     row = ledger.row("API server killed and restarted mid-reconcile")
-    kubectl = Kubectl(control_plane.kubeconfig, tmp_path / "kubectl-cache")
-    apply_crd(kubectl)
     namespace = "restarts"
-    kubectl("create", "namespace", namespace)
-    api_key = stripe_emulator.new_api_key()
-    kubectl("apply", "-f", "-", input=api_key_secret(namespace, api_key))
-    cluster_id = random_cluster_id()
-    operator = OperatorProcess(
-        control_plane.kubeconfig, stripe_emulator.base_url, namespace, tmp_path, cluster_id
-    ).start()
-    scene = Scene(
-        namespace, api_key, stripe_emulator, kubectl, lambda *a, **k: operator, cluster_id
-    )
-    subscription = stripe_emulator.create_subscription(api_key)
+    scene, operator = scene_on(control_plane, stripe_emulator, namespace, tmp_path)
+    kubectl = scene.kubectl
+    subscription = stripe_emulator.create_subscription(scene.api_key)
     rng = random.Random()
     wanted: dict[str, str] = {}
     problems: list[str] = []
@@ -216,6 +234,122 @@ def test_api_server_restarted_mid_reconcile_loses_nothing(
         assert operator.process is not None
         operator.process.check_alive()
     finally:
+        operator.stop()
+        release(kubectl, namespace)
+    assert not problems, problems
+
+
+# kopf logs this (at DEBUG) only when a watch answers 410 Gone, before it lists afresh.
+WATCH_EXPIRED = "Restarting the watch-stream for stripewebhooks"
+
+
+@pytest.fixture
+def uncached_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of this test's own whose API server has no watch cache: every watch is
+    served by etcd itself, so a watch from a revision etcd compacted away is answered 410 Gone
+    (the session's API server answers from its cache, which compaction does not touch)."""
+    plane = ControlPlane(
+        tmp_path_factory.mktemp("uncached-kube"), apiserver_args=["--watch-cache=false"]
+    ).start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+def compact(plane: ControlPlane) -> int:
+    """Compact etcd (through its JSON gateway) up to its current revision; return it."""
+
+    def call(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        reply = httpx.post(f"{plane.etcd_url}/v3/kv/{path}", json=body, timeout=10)
+        reply.raise_for_status()
+        return dict(reply.json())
+
+    any_key = base64.b64encode(b"/").decode()
+    revision = int(call("range", {"key": any_key, "limit": 1})["header"]["revision"])
+    call("compaction", {"revision": str(revision), "physical": True})
+    return revision
+
+
+def namespaced_watches(kubectl: Kubectl) -> float:
+    """How many namespace-scoped watches of StripeWebhooks the API server serves now: the
+    operator's (the garbage collector's own watch is cluster-scoped)."""
+    metrics = kubectl("get", "--raw", "/metrics").stdout
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("apiserver_longrunning_requests{")
+        and 'resource="stripewebhooks"' in line
+        and 'scope="namespace"' in line
+        and 'verb="WATCH"' in line
+    )
+
+
+def test_watch_expired_while_the_operator_was_away_is_relisted(
+    uncached_plane: ControlPlane,
+    stripe_emulator: StripeTarget,
+    sink: Sink,
+    tmp_path: Path,
+    ledger: Ledger,
+) -> None:
+    row = ledger.row("Operator's watch answered 410 Gone (etcd compacted past it)")
+    namespace = "expiry"
+    # Each watch ends after 2 s, so a stopped operator soon has none open; DEBUG for kopf's
+    # line telling that a watch got 410.
+    scene, operator = scene_on(
+        uncached_plane,
+        stripe_emulator,
+        namespace,
+        tmp_path,
+        extra_args=("--watch-server-timeout=2s", "--log-level=DEBUG"),
+    )
+    kubectl = scene.kubectl
+    assert operator.process is not None
+    pid = operator.process.pid
+    subscription = stripe_emulator.create_subscription(scene.api_key)
+
+    def expired_since(seen: int) -> int:
+        """How many times the operator's watch got 410 Gone, if more than `seen`; else 0."""
+        count = operator.log().count(WATCH_EXPIRED)
+        return count if count > seen else 0
+
+    wanted: dict[str, str] = {}
+    gone: set[str] = set()
+    problems: list[str] = []
+    try:
+        for trial in range(trials(1, 3)):
+            kept, dropped, added = f"t{trial}-kept", f"t{trial}-dropped", f"t{trial}-added"
+            for name in (kept, dropped):
+                wanted[name] = f"{sink.url}/{namespace}/{name}"
+                scene.apply(webhook_manifest(namespace, name, url=wanted[name]))
+            before = settle(scene, wanted, gone)
+            assert before.clean, f"trial {trial}: not converged before the gap: {before}"
+            expired = expired_since(0)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                # The API server ends the stopped operator's watch; what follows reaches the
+                # operator through no open stream.
+                poll("the operator's watch ended", lambda: namespaced_watches(kubectl) == 0)
+                wanted[added] = f"{sink.url}/{namespace}/{added}"
+                scene.apply(webhook_manifest(namespace, added, url=wanted[added]))
+                wanted[kept] = f"{sink.url}/{namespace}/{kept}-moved"
+                scene.apply(webhook_manifest(namespace, kept, url=wanted[kept]))
+                kubectl("delete", "swh", dropped, "-n", namespace, "--wait=false")
+                del wanted[dropped]
+                gone.add(dropped)
+                compact(uncached_plane)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            row.add(crashes=1)
+            poll("the watch answered 410 Gone", functools.partial(expired_since, expired))
+            outcome = settle(scene, wanted, gone)
+            lost = outcome.lost or check_deliveries(scene, sink, wanted, subscription.id)
+            row.add(trials=1, events_sent=3, lost=len(lost), applied_twice=len(outcome.extra))
+            problems += [f"trial {trial}: {p}" for p in lost + outcome.extra]
+        operator.process.check_alive()
+    finally:
+        if operator.process.alive():
+            os.kill(pid, signal.SIGCONT)
         operator.stop()
         release(kubectl, namespace)
     assert not problems, problems
