@@ -1,6 +1,7 @@
 """The StripeWebhook CRD: its file and examples (unit), and what a real API server makes of
 them (integration): accepted, defaulted, every invalid example refused with its message,
-`spec.secretName` immutable, descriptions in `kubectl explain`, printer columns in `get`.
+`spec.secretName` immutable, `spec.apiKeySecretRef` immutable once the endpoint exists,
+descriptions in `kubectl explain`, printer columns in `get`.
 The CRD is applied once per session by the `stripewebhook_crd` fixture (conftest.py)."""
 
 from __future__ import annotations
@@ -275,6 +276,26 @@ def test_secret_name_cannot_change_after_creation(
     # Other fields stay editable.
     edited = merge_patch(kubectl, kube_namespace, "named", {"spec": {"description": "edited"}})
     assert edited.returncode == 0, edited.stderr
+
+
+@pytest.mark.integration
+def test_api_key_secret_ref_is_editable_until_the_endpoint_exists(
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str
+) -> None:
+    create_webhook(kubectl, kube_namespace, "keyed")
+    # A typo before the operator created anything may be fixed in place.
+    fixed = {"spec": {"apiKeySecretRef": {"name": "stripe-key", "key": "api-key"}}}
+    edited = merge_patch(kubectl, kube_namespace, "keyed", fixed)
+    assert edited.returncode == 0, edited.stderr
+    patch_status(kubectl, kube_namespace, "keyed", {"endpointId": "we_123"})
+    moved = {"spec": {"apiKeySecretRef": {"name": "other-account", "key": "api-key"}}}
+    changed = merge_patch(kubectl, kube_namespace, "keyed", moved)
+    assert changed.returncode != 0
+    assert "`spec.apiKeySecretRef` must not change once the endpoint exists" in changed.stderr
+    assert "Put a new key of the same account into the same Secret" in changed.stderr
+    # Other fields stay editable once the endpoint exists.
+    other = merge_patch(kubectl, kube_namespace, "keyed", {"spec": {"description": "edited"}})
+    assert other.returncode == 0, other.stderr
 
 
 @pytest.mark.integration
