@@ -3,7 +3,8 @@
 after the request ran), dropped connections, and an Idempotency-Key already used by someone
 else. The operator still converges to one verifying endpoint per webhook, and with the
 emulator enforcing Stripe's test-mode rate limit (25 requests/s per account) it is never
-throttled."""
+throttled. And a create that outlasts the operator's timeout: its retry finds the key in use
+(409 `idempotency_key_in_use`), and the operator keeps the key until the first answer replays."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from devstack.fixtures_stripe import StripeTarget
@@ -123,3 +125,49 @@ def test_operator_converges_through_stripe_faults_within_the_rate_limit(
     assert operator is not None
     assert scene.api_key not in operator.log()
     assert scene.api_key not in operator.metrics()
+
+
+def test_a_create_whose_key_is_still_in_use_ends_in_one_endpoint(
+    scene: Scene, sink: Sink, ledger: Ledger
+) -> None:
+    row = ledger.row("Stripe create outlasting the timeout, retried into 409 key in use")
+    subscription = scene.stripe.create_subscription(scene.api_key)
+    account = scene.client().v1.accounts.retrieve_current().id
+    operator = scene.start_operator("--stripe-timeout=2s")
+    problems: list[str] = []
+    wanted: dict[str, str] = {}
+    for trial in range(trials(1, 3)):
+        # The next create takes 5 s at Stripe: the operator gives up on it after 2 s and
+        # retries with the same key while the first still runs.
+        fault = {"account": account, "path_prefix": ENDPOINTS, "method": "POST", "count": 1}
+        reply = httpx.post(
+            f"{scene.stripe.base_url}/_emulator/faults", json=fault | {"work_latency": 5.0}
+        )
+        reply.raise_for_status()
+        refused = scene.stripe.stats(scene.api_key)["idempotency_key_in_use"]
+        name = f"t{trial}-slow"
+        wanted[name] = f"{sink.url}/{scene.namespace}/{name}"
+        scene.apply(webhook_manifest(scene.namespace, name, url=wanted[name]))
+        outcome = settle(scene, wanted, set())
+        lost = outcome.lost or check_deliveries(scene, sink, wanted, subscription.id)
+        refused = scene.stripe.stats(scene.api_key)["idempotency_key_in_use"] - refused
+        row.add(
+            trials=1,
+            events_sent=1,
+            lost=len(lost),
+            applied_twice=len(outcome.extra),
+            crashes=refused,
+        )
+        problems += [f"trial {trial}: {p}" for p in lost + outcome.extra]
+        if not refused:
+            problems.append(f"trial {trial}: no request was answered 409 idempotency_key_in_use")
+        # Taken for a key mismatch, the 409 would have started secret version 2 (a second
+        # endpoint, the first one orphaned until swept).
+        version = scene.webhook(name)["status"].get("secretVersion")
+        if version != 1:
+            problems.append(f"trial {trial}: {name} at secret version {version}, not 1")
+    endpoints = scene.endpoints()
+    if len(endpoints) != len(wanted):
+        problems.append(f"{len(endpoints)} endpoints at Stripe for {len(wanted)} webhooks")
+    assert not problems, json.dumps(problems, indent=1)
+    assert scene.api_key not in operator.log()

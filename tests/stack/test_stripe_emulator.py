@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -302,6 +303,38 @@ def test_answer_latency_runs_the_request_before_the_answer_is_lost(
         assert time.monotonic() < deadline, "the create never ran"
         time.sleep(0.05)
     assert len(client.v1.webhook_endpoints.list().data) == 1
+
+
+def test_a_key_whose_first_request_still_runs_is_in_use_and_then_replays(
+    stripe_emulator: StripeTarget,
+) -> None:
+    api_key = stripe_emulator.new_api_key()
+    account = _raw(stripe_emulator, api_key, "GET", "/v1/account").json()["id"]
+    fault = {"account": account, "method": "POST", "work_latency": 1.5, "count": 1}
+    httpx.post(f"{stripe_emulator.base_url}/_emulator/faults", json=fault, timeout=10)
+    create = {
+        "data": {"url": "http://127.0.0.1:9/x", "enabled_events[0]": EVENTS[0]},
+        "headers": {"Idempotency-Key": "in-use-test"},
+    }
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(
+            _raw, stripe_emulator, api_key, "POST", "/v1/webhook_endpoints", **create
+        )
+        deadline = time.monotonic() + 10
+        while not stripe_emulator.stats(api_key)["calls"].get("POST /v1/webhook_endpoints"):
+            assert time.monotonic() < deadline, "the first request never arrived"
+            time.sleep(0.02)
+        second = _raw(stripe_emulator, api_key, "POST", "/v1/webhook_endpoints", **create)
+        assert second.status_code == 409, second.text
+        error = second.json()["error"]
+        assert (error["type"], error["code"]) == ("idempotency_error", "idempotency_key_in_use")
+        assert first.result(timeout=10).status_code == 200
+    # Nothing was saved for the refused request: the key now replays the first answer.
+    third = _raw(stripe_emulator, api_key, "POST", "/v1/webhook_endpoints", **create)
+    assert third.headers["Idempotent-Replayed"] == "true"
+    assert third.json()["id"] == first.result().json()["id"]
+    assert len(stripe_emulator.client(api_key).v1.webhook_endpoints.list().data) == 1
+    assert stripe_emulator.stats(api_key)["idempotency_key_in_use"] == 1
 
 
 def test_stats_count_calls_by_method_and_path_template(stripe_emulator: StripeTarget) -> None:

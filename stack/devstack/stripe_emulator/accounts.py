@@ -121,9 +121,12 @@ class Account:
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: dict[str, Event] = field(default_factory=dict)
     idempotency: dict[str, SavedResponse] = field(default_factory=dict, repr=False)
+    # Idempotency-Keys of requests still running: no answer is saved for them yet.
+    keys_in_use: set[str] = field(default_factory=set, repr=False)
     calls: Counter[str] = field(default_factory=Counter)
     rate_limited: int = 0
     faults_served: int = 0
+    keys_in_use_refused: int = 0
     attempts: list[dict[str, Any]] = field(default_factory=list)
     deliveries_in_progress: int = 0
 
@@ -135,6 +138,7 @@ class Account:
             "total": sum(self.calls.values()),
             "rate_limited": self.rate_limited,
             "faults_served": self.faults_served,
+            "idempotency_key_in_use": self.keys_in_use_refused,
         }
 
 

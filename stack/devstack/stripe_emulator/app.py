@@ -2,7 +2,8 @@
 
 Every `/v1` request passes the same gate, in Stripe's order: API key → (injected fault) →
 rate limit → Idempotency-Key → the resource handler. Answers carry `Request-Id`; replays of
-an Idempotency-Key carry `Idempotent-Replayed: true` and `Original-Request`.
+an Idempotency-Key carry `Idempotent-Replayed: true` and `Original-Request`; a key whose first
+request still runs is answered 409 `idempotency_key_in_use` and nothing is saved for it.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class Emulator:
                 "invalid_request_error",
                 f"Unrecognized request URL ({method}: {path}); check the path and method.",
             )
-        response = await self._execute(request, request_id, account, *found)
+        work = 0.0 if fault is None else fault.work_latency
+        response = await self._execute(request, request_id, account, *found, work)
         if fault is not None:
             await asyncio.sleep(fault.answer_latency)
             if fault.drop == "after":
@@ -92,6 +94,7 @@ class Emulator:
         account: Account,
         route: ApiRoute,
         ids: dict[str, str],
+        work: float,
     ) -> Response:
         method, path = request.method, request.url.path
         params = parse_form(request.url.query)
@@ -103,14 +106,31 @@ class Emulator:
         replayed = self._replay(account, key, method, path, params)
         if replayed is not None:
             return replayed
-        # From the replay check to the save nothing awaits, so two requests with one key
-        # cannot both run the handler.
-        call = Call(account, params, ids, version, request_id, key, self.deliverer.dispatch)
-        status, body = route.handler(call)
-        if key is not None:
-            account.idempotency[key] = SavedResponse(
-                _fingerprint(method, path, params), status, copy.deepcopy(body), request_id
+        # From the replay check to marking the key in use nothing awaits, so two requests with
+        # one key never both run the handler: the later one is refused while the first runs.
+        if key is not None and key in account.keys_in_use:
+            account.keys_in_use_refused += 1
+            raise StripeError(
+                409,
+                "idempotency_error",
+                f"Another request with the Idempotency-Key '{key}' is still being processed; "
+                "retry this one later with the same key.",
+                code="idempotency_key_in_use",
             )
+        if key is not None:
+            account.keys_in_use.add(key)
+        try:
+            if work:  # the request's own work takes this long (an injected fault)
+                await asyncio.sleep(work)
+            call = Call(account, params, ids, version, request_id, key, self.deliverer.dispatch)
+            status, body = route.handler(call)
+            if key is not None:
+                account.idempotency[key] = SavedResponse(
+                    _fingerprint(method, path, params), status, copy.deepcopy(body), request_id
+                )
+        finally:
+            if key is not None:
+                account.keys_in_use.discard(key)
         return _answer(status, body, request_id, {"Stripe-Version": version})
 
     def _replay(

@@ -4,14 +4,16 @@ and the dashboard actions (disable an endpoint as Stripe does, delete it, roll i
     GET    /_emulator/health                          {"ok": true, "pending_deliveries": n}
     GET    /_emulator/stats                           {"accounts": [<stats>, ...]}
     GET    /_emulator/accounts/{acct}/stats           {"account", "calls": {"POST /v1/...": n},
-                                                       "total", "rate_limited", "faults_served"}
+                                                       "total", "rate_limited", "faults_served",
+                                                       "idempotency_key_in_use"}
     POST   /_emulator/accounts/{acct}/stats/reset     zero the counters, answer the stats
     GET    /_emulator/accounts/{acct}/deliveries      ?endpoint=we_&event=evt_&event_type=...
            {"data": [{"sequence", "endpoint", "event", "event_type", "attempt", "status",
                       "error", "time"}], "in_progress": n}
     POST   /_emulator/faults                          {"path_prefix": "/v1/", "method": "POST",
            "account": "acct_...", "status": 429|500|502|503|504, "should_retry": bool,
-           "latency": s, "answer_latency": s, "drop": "before"|"after", "count": n|null}
+           "latency": s, "answer_latency": s, "work_latency": s, "drop": "before"|"after",
+           "count": n|null}
            -> 201 {"id"}
     GET    /_emulator/faults                          {"data": [<fault>, ...]}
     DELETE /_emulator/faults?account=acct_...         remove them (all without `account`)
@@ -78,7 +80,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
             return account
         if request.url.path.endswith("/reset"):
             account.calls.clear()
-            account.rate_limited = account.faults_served = 0
+            account.rate_limited = account.faults_served = account.keys_in_use_refused = 0
         return JSONResponse(account.stats())
 
     async def add_fault(request: Request) -> JSONResponse:

@@ -6,7 +6,9 @@ it with a status (429 with or without `Stripe-Should-Retry`, 500, 503) in Stripe
 shape, or drop the TCP connection before the request runs (`drop: "before"`) or after it ran
 and its answer is lost (`drop: "after"`, the case idempotency keys exist for). With
 `answer_latency` the request runs at once and its answer waits: a window in which to kill a
-client that has changed Stripe's state but not yet heard of it.
+client that has changed Stripe's state but not yet heard of it. With `work_latency` the request
+itself takes that long: its Idempotency-Key is in use meanwhile, and another request with that
+key is answered 409 `idempotency_key_in_use`, as Stripe does.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Fault:
     should_retry: bool | None
     latency: float
     answer_latency: float
+    work_latency: float
     drop: str | None
     remaining: int | None
     served: int = 0
@@ -72,6 +75,7 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
         "should_retry",
         "latency",
         "answer_latency",
+        "work_latency",
         "drop",
         "count",
     }
@@ -84,13 +88,11 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
     drop = spec.get("drop")
     if drop is not None and drop not in DROPS:
         raise ValueError(f"`drop` must be one of {DROPS}, not {drop!r}")
-    if (
-        status is None
-        and drop is None
-        and not spec.get("latency")
-        and not spec.get("answer_latency")
-    ):
-        raise ValueError("a fault needs `status`, `drop`, `latency` or `answer_latency`")
+    latencies = ("latency", "answer_latency", "work_latency")
+    if status is None and drop is None and not any(spec.get(name) for name in latencies):
+        raise ValueError(
+            "a fault needs `status`, `drop`, `latency`, `answer_latency` or `work_latency`"
+        )
     count = spec.get("count", 1)
     method = spec.get("method")
     return Fault(
@@ -102,6 +104,7 @@ def parse_fault(spec: dict[str, Any]) -> Fault:
         should_retry=spec.get("should_retry"),
         latency=float(spec.get("latency") or 0.0),
         answer_latency=float(spec.get("answer_latency") or 0.0),
+        work_latency=float(spec.get("work_latency") or 0.0),
         drop=drop,
         remaining=None if count is None else int(count),
     )
