@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 SOAK = os.environ.get("SOAK", "") not in ("", "0")
 # pytest-timeout's limit for a scenario test: the suite's 300 s, more for soak trials.
 TIMEOUT = 1500 if SOAK else 300
+STAMP = "%Y-%m-%d %H:%M"
 
 
 def trials(bounded: int, soak: int) -> int:
@@ -30,6 +32,8 @@ class Row:
     lost: int = 0
     applied_twice: int = 0
     crashes: int = 0
+    # When the session that counted it saved it ("YYYY-MM-DD HH:MM" UTC); empty if unknown.
+    ran: str = ""
 
     def add(
         self,
@@ -57,11 +61,13 @@ class Ledger:
         """Return the row of `scenario`, created empty on first use."""
         return self.rows.setdefault(scenario, Row(scenario))
 
-    def save(self, path: Path) -> None:
-        """Write the rows to `path`, keeping the rows of scenarios this session did not run
-        (so that rerunning one scenario updates only its row)."""
+    def save(self, path: Path, when: datetime | None = None) -> None:
+        """Write the rows to `path`, stamped with `when` (default now), keeping the rows of
+        scenarios this session did not run (so that rerunning one scenario updates only its
+        row)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = dict(self.rows)
+        stamp = (when or datetime.now(UTC)).strftime(STAMP)
+        rows = {name: replace(row, ran=stamp) for name, row in self.rows.items()}
         if path.exists():
             soak, earlier = self.load(path)
             if soak == SOAK:

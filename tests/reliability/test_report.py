@@ -38,3 +38,17 @@ def test_saving_again_replaces_only_the_rows_that_ran(tmp_path: Path) -> None:
     second.save(results)
     _, rows = Ledger.load(results)
     assert [(row.scenario, row.trials) for row in rows] == [("A", 3), ("B", 1)]
+
+
+def test_rows_of_an_earlier_run_are_dated_apart(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    first = Ledger()
+    for name in "ABC":
+        first.row(name).add(trials=3)
+    first.save(results, datetime(2026, 11, 27, 23, 14, tzinfo=UTC))
+    second = Ledger()
+    second.row("B").add(trials=1)
+    second.save(results, datetime(2026, 11, 28, 1, 5, tzinfo=UTC))
+    soak, rows = Ledger.load(results)
+    page = render(soak, rows, datetime(2026, 11, 28, 1, 6, tzinfo=UTC))
+    assert ", 2026-11-27 23:14 UTC; re-run alone 2026-11-28 01:05 UTC: B." in page
