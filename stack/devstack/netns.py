@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.processes import StackError
+from devstack.processes import StackError, pid_running
 
 # Where `ip netns add` bind-mounts a namespace so that it outlives its processes.
 NETNS_RUN_DIR = Path("/run/netns")
@@ -75,6 +75,19 @@ def _ip(*args: str) -> str:
     return result.stdout
 
 
+def remove_stale(prefix: str) -> None:
+    """Delete the namespaces named `PREFIX-PID-...` whose creating process has ended (a run
+    killed before its cleanup); those of running processes are left alone."""
+    if not NETNS_RUN_DIR.is_dir():
+        return
+    for entry in NETNS_RUN_DIR.iterdir():
+        if not entry.name.startswith(f"{prefix}-"):
+            continue
+        pid = entry.name[len(prefix) + 1 :].partition("-")[0]
+        if pid.isdigit() and not pid_running(int(pid)):
+            _ip("netns", "delete", entry.name)
+
+
 @dataclass
 class NetworkNamespace:
     """A named network namespace whose only interface is `lo`, with `addresses` on it."""
@@ -93,6 +106,7 @@ class NetworkNamespace:
                     f"Address {address} is loopback or link-local, which EndpointSlices refuse; "
                     "use one from a private range such as 10.251.0.2."
                 )
+        remove_stale(prefix)
         namespace = cls(f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}", tuple(addresses))
         _ip("netns", "add", namespace.name)
         try:

@@ -299,7 +299,11 @@ def rotated(stack: ReplicaStack, name: str, version: int) -> dict[str, Any]:
         idle = (status.get("rotation") or {}).get("phase") == "Idle"
         return body if status.get("secretVersion") == version and idle else None
 
-    return poll(f"{name} rotated to version {version}", check)
+    try:
+        return poll(f"{name} rotated to version {version}", check)
+    except AssertionError as exc:
+        found = condition(stack.webhook(name), c.CONDITION_SECRET_PROPAGATED)
+        raise AssertionError(f"{exc}; SecretPropagated: {found.get('message')}") from exc
 
 
 def test_new_endpoint_waits_until_every_replica_holds_the_secret(stack: ReplicaStack) -> None:
