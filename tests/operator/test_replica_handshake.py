@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,6 @@ class ReplicaStack:
     replicas: list[Replica]
     operator: OperatorProcess | None = None
     service_uid: str = ""
-    unready: set[str] = field(default_factory=set)
 
     def webhook(self, name: str) -> dict[str, Any]:
         return get_json(self.kubectl, "stripewebhook", name, "-n", NAMESPACE)
@@ -194,7 +193,6 @@ class ReplicaStack:
             ],
         }
         self.kubectl("apply", "-f", "-", input=json.dumps(body))
-        self.unready = set(unready)
 
 
 def create_service(kubectl: Kubectl) -> str:
