@@ -63,7 +63,7 @@ $(TOOLS)/stripe-mock: Makefile
 tools: $(TOOLS)/kube-apiserver $(TOOLS)/kube-controller-manager $(TOOLS)/kubectl $(TOOLS)/etcd $(TOOLS)/helm $(TOOLS)/stripe-mock ## Build the Go tools into .tools/bin.
 
 .PHONY: system-packages
-system-packages: ## Install the Debian packages the stack needs (PostgreSQL, wrk).
+system-packages: ## Install the Debian packages the stack needs (PostgreSQL, wrk, npm, iproute2).
 	@stack/install-system-packages.sh
 
 tests/receiver/js/node_modules/.stamp: tests/receiver/js/package.json tests/receiver/js/package-lock.json
