@@ -1,6 +1,6 @@
 """The operator, run with the chart's own command line and the token of the chart's
-ServiceAccount, completes a create-update-delete journey against the real API server and the
-Stripe emulator: a rule missing from the chart's RBAC fails this test.
+ServiceAccount, completes a create-update-rotate-delete journey against the real API server and
+the Stripe emulator: a rule missing from the chart's RBAC fails this test.
 
 The local control plane runs no pods, so the operator runs as a process here, with the
 arguments and environment of the installed Deployment and a TokenRequest token of its
@@ -10,8 +10,9 @@ loopback process (the API server refuses loopback addresses in EndpointSlices); 
 EndpointSlice permission is checked by `kubectl auth can-i` in test_install.py instead.
 
 The journey runs once (a module fixture); a second test reads the API server's audit log and
-checks that every grant of the chart's roles was used in it and that nothing was refused: a
-grant the operator never exercises is a grant too many."""
+checks that every grant of the chart's roles was used in it (a ClusterRole's outside the
+release's namespace) and that nothing was refused: a grant the operator never exercises is a
+grant too many."""
 
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ def journey(
     stripe_emulator: Any,
     operator: ManagedProcess,
 ) -> Journey:
-    """Join the peering, then create, update and delete a StripeWebhook, asserting each step."""
+    """Join the peering, then create, update, rotate and delete a StripeWebhook, asserting each
+    step."""
     api_key = stripe_emulator.new_api_key()
     client = stripe_emulator.client(api_key)
     kubectl("apply", "-f", "-", input=api_key_secret(journey_namespace, api_key))
@@ -189,6 +191,25 @@ def journey(
         return current.id == endpoint.id and current.description == "two"
 
     _until(operator, "the description reaching Stripe", described, timeout=60)
+
+    # Rotate with no overlap: the per-webhook Secret beside the StripeWebhook is rewritten.
+    kubectl(
+        "annotate", "swh", "shop", "-n", journey_namespace, "--overwrite",
+        f"{c.ANNOTATION_ROTATE}=journey", f"{c.ANNOTATION_ROTATE_OVERLAP}=0",
+    )  # fmt: skip
+
+    def rotated() -> str | None:
+        status = get_json(kubectl, "swh", "shop", "-n", journey_namespace).get("status") or {}
+        done = status.get("secretVersion") == 2 and "previousEndpointId" not in status
+        ids = [e.id for e in client.v1.webhook_endpoints.list({"limit": 10}).data]
+        return str(status["endpointId"]) if done and ids == [status["endpointId"]] else None
+
+    rotated_id = _until(operator, "the rotation to secret version 2", rotated, timeout=90)
+    assert rotated_id != endpoint.id
+    signing = secret_data(
+        get_json(kubectl, "secret", "shop-stripe-webhook", "-n", journey_namespace)
+    )
+    assert signing[c.SECRET_KEY_ENDPOINT_ID] == rotated_id
 
     # Delete: the finalizer runs, the endpoint and the receiver entry go.
     kubectl("delete", "swh", "shop", "-n", journey_namespace, "--timeout=60s")
@@ -239,6 +260,15 @@ def test_every_grant_is_used_by_the_journey_and_nothing_is_refused(
         str(g) for g in grants if not allowed_unused(g) and not any(uses(r, g) for r in made)
     )
     assert not unused, f"granted but never used by the operator in the journey: {unused}"
+    # A ClusterRole grant used only in the release's own namespace belongs in its Role.
+    local = sorted(
+        str(g)
+        for g in grants
+        if g.namespace is None
+        and not allowed_unused(g)
+        and all(r.namespace == release.namespace for r in made if uses(r, g))
+    )
+    assert not local, f"granted cluster-wide but used only in {release.namespace}: {local}"
     # The allowance names only grants the chart still makes.
     stale = NOT_REQUESTED - {(g.verb, g.group, g.resource) for g in grants}
     assert not stale, f"NOT_REQUESTED lists grants the chart no longer makes: {sorted(stale)}"
