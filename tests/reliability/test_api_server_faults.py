@@ -328,8 +328,12 @@ def test_watch_expired_while_the_operator_was_away_is_relisted(
             os.kill(pid, signal.SIGSTOP)
             try:
                 # The API server ends the stopped operator's watch; what follows reaches the
-                # operator through no open stream.
-                poll("the operator's watch ended", lambda: namespaced_watches(kubectl) == 0)
+                # operator through no open stream. Seen closed twice: a watch request sent
+                # just before the stop would show by the second look.
+                poll(
+                    "the operator's watch ended",
+                    lambda: namespaced_watches(kubectl) == 0 == namespaced_watches(kubectl),
+                )
                 wanted[added] = f"{sink.url}/{namespace}/{added}"
                 scene.apply(webhook_manifest(namespace, added, url=wanted[added]))
                 wanted[kept] = f"{sink.url}/{namespace}/{kept}-moved"
