@@ -124,11 +124,14 @@ class StripeTarget:
         count: int | None = 1,
         latency: float = 0.0,
         answer_latency: float = 0.0,
+        work_latency: float = 0.0,
         drop: str | None = None,
     ) -> str:
         """Make the next `count` matching requests of `api_key`'s account (of every account
         when None) fail: `status` 429/500/502/503/504, `drop` 'before'/'after' the request
-        runs, `latency` before it runs, `answer_latency` after it ran (before its answer)."""
+        runs, `latency` before it runs, `answer_latency` after it ran (before its answer),
+        `work_latency` while it runs (its Idempotency-Key is in use meanwhile: a request
+        with the same key gets Stripe's 409 `idempotency_key_in_use`)."""
         spec: dict[str, Any] = {
             "path_prefix": path_prefix,
             "method": method,
@@ -137,6 +140,7 @@ class StripeTarget:
             "count": count,
             "latency": latency,
             "answer_latency": answer_latency,
+            "work_latency": work_latency,
             "drop": drop,
         }
         if api_key is not None:
@@ -194,8 +198,8 @@ class StripeTarget:
         return list(self._control("GET", "/_emulator/stats")["accounts"])
 
     def stats(self, api_key: str) -> dict[str, Any]:
-        """API calls of the account by `METHOD /template`, plus `rate_limited` and
-        `faults_served`."""
+        """API calls of the account by `METHOD /template`, plus `rate_limited`,
+        `faults_served` and `idempotency_key_in_use` (409s for a key still in use)."""
         path = f"/_emulator/accounts/{self._emulator_account(api_key)}/stats"
         return dict(self._control("GET", path))
 

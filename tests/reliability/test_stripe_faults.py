@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from devstack.fixtures_stripe import StripeTarget
@@ -132,18 +131,15 @@ def test_a_create_whose_key_is_still_in_use_ends_in_one_endpoint(
 ) -> None:
     row = ledger.row("Stripe create outlasting the timeout, retried into 409 key in use")
     subscription = scene.stripe.create_subscription(scene.api_key)
-    account = scene.client().v1.accounts.retrieve_current().id
     operator = scene.start_operator("--stripe-timeout=2s")
     problems: list[str] = []
     wanted: dict[str, str] = {}
     for trial in range(trials(1, 3)):
         # The next create takes 5 s at Stripe: the operator gives up on it after 2 s and
         # retries with the same key while the first still runs.
-        fault = {"account": account, "path_prefix": ENDPOINTS, "method": "POST", "count": 1}
-        reply = httpx.post(
-            f"{scene.stripe.base_url}/_emulator/faults", json=fault | {"work_latency": 5.0}
+        scene.stripe.inject_fault(
+            scene.api_key, path_prefix=ENDPOINTS, method="POST", work_latency=5.0
         )
-        reply.raise_for_status()
         refused = scene.stripe.stats(scene.api_key)["idempotency_key_in_use"]
         name = f"t{trial}-slow"
         wanted[name] = f"{sink.url}/{scene.namespace}/{name}"
