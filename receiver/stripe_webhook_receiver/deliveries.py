@@ -9,6 +9,7 @@ as two transactions in one trip through the committer, with other requests' unit
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -100,7 +101,7 @@ async def receive_webhook(request: Request) -> Response:
     webhook = f"{params['namespace']}/{params['name']}"
     config = runtime.secrets.get(webhook)
     if config is None:
-        runtime.metrics.deliveries.labels("unknown", "", "webhook_not_found").inc()
+        runtime.metrics.delivery("unknown", "", "webhook_not_found").inc()
         return error_response(
             404,
             "webhook_not_found",
@@ -109,12 +110,12 @@ async def receive_webhook(request: Request) -> Response:
     try:
         body = await read_body(request, runtime.settings.max_body_bytes)
     except BodyTooLarge:
-        runtime.metrics.deliveries.labels(webhook, "", "payload_too_large").inc()
+        runtime.metrics.delivery(webhook, "", "payload_too_large").inc()
         return error_response(
             413, "payload_too_large", "The body is larger than 1 MiB; Stripe events are smaller."
         )
     except (TimeoutError, ClientDisconnect):
-        runtime.metrics.deliveries.labels(webhook, "", "request_timeout").inc()
+        runtime.metrics.delivery(webhook, "", "request_timeout").inc()
         return error_response(
             408, "request_timeout", "The body did not arrive in time; send it again."
         )
@@ -124,9 +125,11 @@ async def receive_webhook(request: Request) -> Response:
 async def _handle(
     runtime: Runtime, config: WebhookConfig, header: str | None, body: bytes
 ) -> Response:
+    # What is known of the delivery grows step by step; the `Delivery` record is built once,
+    # where the request ends, from what is known there.
     started = time.perf_counter()
     webhook = config.webhook
-    received = Delivery(webhook, int(time.time() * 1000))
+    received_at_ms = int(time.time() * 1000)
     try:
         matched = verify(
             body,
@@ -137,21 +140,19 @@ async def _handle(
         )
     except SignatureError as exc:
         runtime.metrics.verification_failures.labels(webhook, exc.reason).inc()
-        return await _reject(runtime, received, 400, exc.reason, exc.message)
-    received = Delivery(webhook, received.received_at_ms, fingerprint=matched.fingerprint)
+        return await _reject(
+            runtime, Delivery(webhook, received_at_ms), 400, exc.reason, exc.message
+        )
+    fingerprint = matched.fingerprint
+    event_id: str | None = None
+    event_type: str | None = None
     try:
         envelope = parse_envelope(body)
-        received = Delivery(
-            webhook,
-            received.received_at_ms,
-            envelope.event_id,
-            envelope.event_type,
-            fingerprint=matched.fingerprint,
-        )
-        if envelope.event_type != SUBSCRIPTION_UPDATED:
+        event_id, event_type = envelope.event_id, envelope.event_type
+        if event_type != SUBSCRIPTION_UPDATED:
             return await _reject(
                 runtime,
-                received,
+                Delivery(webhook, received_at_ms, event_id, event_type, fingerprint=fingerprint),
                 400,
                 "unsupported_event_type",
                 f"Only `{SUBSCRIPTION_UPDATED}` events are accepted; set the endpoint's "
@@ -159,24 +160,25 @@ async def _handle(
             )
         event = parse_subscription(envelope)
     except EventError as exc:
-        return await _reject(runtime, received, 400, exc.code, exc.message)
+        refused = Delivery(webhook, received_at_ms, event_id, event_type, fingerprint=fingerprint)
+        return await _reject(runtime, refused, 400, exc.code, exc.message)
     received = Delivery(
         webhook,
-        received.received_at_ms,
+        received_at_ms,
         event.event_id,
         SUBSCRIPTION_UPDATED,
         event.state.subscription_id,
-        matched.fingerprint,
+        fingerprint,
     )
     try:
         if not runtime.migrated.is_set():
             raise DatabaseUnavailable("The database schema is not migrated yet.")
         outcome = await runtime.store.record_and_process(received, event, body)
     except DatabaseUnavailable as exc:
-        runtime.metrics.deliveries.labels(webhook, SUBSCRIPTION_UPDATED, "unavailable").inc()
+        runtime.metrics.delivery(webhook, SUBSCRIPTION_UPDATED, "unavailable").inc()
         _log(received, "database_unavailable", 503, started, error=type(exc).__name__)
         return error_response(503, "database_unavailable", DATABASE_UNAVAILABLE)
-    runtime.metrics.deliveries.labels(webhook, SUBSCRIPTION_UPDATED, outcome.value).inc()
+    runtime.metrics.delivery(webhook, SUBSCRIPTION_UPDATED, outcome.value).inc()
     runtime.metrics.processing_seconds.observe(time.perf_counter() - started)
     _log(received, outcome.value, outcome.status_code, started)
     if outcome is Outcome.RECEIPT_NOT_FOUND:
@@ -188,7 +190,7 @@ async def _reject(
     runtime: Runtime, delivery: Delivery, status: int, code: str, message: str
 ) -> Response:
     """Record a refused delivery (best effort: the refusal stands without the database)."""
-    runtime.metrics.deliveries.labels(delivery.webhook, delivery.event_type or "", code).inc()
+    runtime.metrics.delivery(delivery.webhook, delivery.event_type or "", code).inc()
     try:
         if not runtime.migrated.is_set():
             raise DatabaseUnavailable("The database schema is not migrated yet.")
@@ -205,6 +207,9 @@ async def _reject(
 def _log(
     delivery: Delivery, outcome: str, status: int, started: float | None, error: str = ""
 ) -> None:
+    # Building the fields costs more than the check: skip it when INFO lines are not wanted.
+    if not log.isEnabledFor(logging.INFO):
+        return
     fields: dict[str, object] = {
         "webhook": delivery.webhook,
         "event_id": delivery.event_id,

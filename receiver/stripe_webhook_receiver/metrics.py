@@ -18,6 +18,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # `labels()` takes a lock, checks the values and looks them up on every call; the hot
+        # path asks for the same few children again and again, so `delivery()` keeps them.
+        # The cache holds the same label sets the counter itself keeps: no more memory.
+        self._delivery_children: dict[tuple[str, str, str], Counter] = {}
         self.deliveries = Counter(
             f"{PREFIX}_deliveries",
             "Webhook deliveries answered, by webhook, event type and outcome.",
@@ -69,3 +73,11 @@ class Metrics:
             ["webhook"],
             registry=self.registry,
         )
+
+    def delivery(self, webhook: str, event_type: str, outcome: str) -> Counter:
+        """Return the `deliveries` counter child for these labels (what `labels()` returns)."""
+        key = (webhook, event_type, outcome)
+        child = self._delivery_children.get(key)
+        if child is None:
+            child = self._delivery_children[key] = self.deliveries.labels(*key)
+        return child

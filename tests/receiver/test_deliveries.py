@@ -1,0 +1,169 @@
+"""The delivery endpoint driven in-process through its ASGI app: answers, logs and metrics.
+
+The receiver process tests cover every status code over real HTTP; these look at what the
+hot path's shortcuts must keep exactly: the bytes of each answer, the `Delivery answered.`
+line at INFO (and nothing built below it), and the counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.types import Message
+
+from stripe_webhook_receiver.app import create_app
+from stripe_webhook_receiver.runtime import Runtime
+from stripe_webhook_receiver.settings import Settings
+from stripe_webhook_receiver.signing import fingerprint
+from tests.receiver.layout import project, webhook_file
+from tests.receiver.payloads import signed, subscription_event
+
+WEBHOOK = "billing/app"
+PATH = "/webhooks/billing/app"
+SECRET = "whsec_inprocess_1"
+KEY = "rk_inprocess_key"
+LOGGER = "stripe_webhook_receiver.deliveries"
+
+
+class Lifespan:
+    """Runs an app's lifespan (startup, then shutdown) the way uvicorn does."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.started = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _send(self, message: Message) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            self.started.set()
+
+    async def __aenter__(self) -> Runtime:
+        await self.queue.put({"type": "lifespan.startup"})
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self.task = asyncio.create_task(self.app(scope, self.queue.get, self._send))
+        await asyncio.wait_for(self.started.wait(), 10)
+        runtime: Runtime = self.app.state.runtime
+        await asyncio.wait_for(runtime.migrated.wait(), 10)
+        return runtime
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.queue.put({"type": "lifespan.shutdown"})
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 10)
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    secrets_dir = tmp_path / "secrets"
+    project(secrets_dir, dict([webhook_file(WEBHOOK, [(SECRET, None)], KEY)]))
+    settings = Settings(secrets_dir=secrets_dir, database_url=f"sqlite:///{tmp_path}/r.db")
+    app = create_app(settings)
+    async with Lifespan(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
+            yield http
+
+
+async def deliver(client: httpx.AsyncClient, event: dict[str, Any]) -> httpx.Response:
+    body, headers = signed(event, [SECRET])
+    return await client.post(PATH, content=body, headers=headers)
+
+
+async def register(client: httpx.AsyncClient, subscription_id: str) -> None:
+    response = await client.post(
+        "/v1/receipts",
+        json={"app_user_id": "alice", "fetch_token": subscription_id},
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def answered(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [
+        dict(record.__dict__["fields"])
+        for record in caplog.records
+        if record.name == LOGGER and record.getMessage() == "Delivery answered."
+    ]
+
+
+async def test_each_outcome_answers_its_exact_bytes(client: httpx.AsyncClient) -> None:
+    event = subscription_event("sub_bytes")
+    missing = await deliver(client, event)
+    assert missing.status_code == 422
+    assert missing.json()["error"]["code"] == "receipt_not_found"
+    await register(client, "sub_bytes")
+    applied = await deliver(client, subscription_event("sub_bytes"))
+    duplicate = await deliver(client, event)
+    stale = await deliver(client, subscription_event("sub_bytes", created=1_600_000_000))
+    for response, outcome in ((applied, "applied"), (duplicate, "duplicate"), (stale, "stale")):
+        assert response.status_code == 200
+        assert response.content == json.dumps({"outcome": outcome}, separators=(",", ":")).encode()
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["content-length"] == str(len(response.content))
+
+
+async def test_an_answered_delivery_is_logged_at_info_with_its_fields(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    await register(client, "sub_logged")
+    event = subscription_event("sub_logged")
+    assert (await deliver(client, event)).status_code == 200
+    refused = await client.post(PATH, content=b"{}", headers={"Stripe-Signature": "t=1,v1=00"})
+    assert refused.status_code == 400
+    [applied, rejected] = answered(caplog)
+    duration = applied.pop("duration_ms")
+    assert isinstance(duration, float)
+    assert duration >= 0
+    assert applied == {
+        "webhook": WEBHOOK,
+        "event_id": event["id"],
+        "event_type": "customer.subscription.updated",
+        "subscription_id": "sub_logged",
+        "secret_fingerprint": fingerprint(SECRET),
+        "outcome": "applied",
+        "status": 200,
+    }
+    assert rejected == {
+        "webhook": WEBHOOK,
+        "event_id": None,
+        "event_type": None,
+        "subscription_id": None,
+        "secret_fingerprint": None,
+        "outcome": "timestamp_outside_tolerance",
+        "status": 400,
+    }
+
+
+async def test_below_info_no_delivery_line_is_made(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    await register(client, "sub_quiet")
+    assert (await deliver(client, subscription_event("sub_quiet"))).status_code == 200
+    assert answered(caplog) == []
+
+
+async def test_delivery_counters_count_each_answer(client: httpx.AsyncClient) -> None:
+    await register(client, "sub_counted")
+    for _ in range(3):
+        assert (await deliver(client, subscription_event("sub_counted"))).status_code == 200
+    await client.post(PATH, content=b"{}")
+    await client.post("/webhooks/billing/absent", content=b"{}")
+    text = (await client.get("/metrics")).text
+    prefix = "stripe_webhook_receiver_deliveries_total"
+    assert (
+        f'{prefix}{{outcome="applied",type="customer.subscription.updated",webhook="billing/app"}}'
+        " 3.0" in text
+    )
+    assert f'{prefix}{{outcome="missing_header",type="",webhook="billing/app"}} 1.0' in text
+    assert f'{prefix}{{outcome="webhook_not_found",type="",webhook="unknown"}} 1.0' in text
