@@ -13,8 +13,9 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stripe_webhook_receiver import logs
 from stripe_webhook_receiver.database import DatabaseUnavailable
@@ -56,48 +57,118 @@ class BodyTooLarge(Exception):
     """The request body grew past the limit while we read it."""
 
 
-async def read_body(request: Request, limit: int, seconds: float = BODY_TIMEOUT) -> bytes:
+class FixedAnswer:
+    """A pre-encoded answer sent many times, with the headers Starlette's `Response` gives it.
+
+    One `Response` shared by every request would hand each of them the same header list,
+    which a middleware may edit in place; this sends a fresh copy each time.
+    """
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.headers = tuple(Response(body, status_code, media_type=JSON).raw_headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": [*self.headers]}
+        )
+        await send({"type": "http.response.body", "body": self.body})
+
+
+OUTCOME_ANSWERS = {
+    outcome: FixedAnswer(OUTCOME_BODIES[outcome], outcome.status_code)
+    for outcome in Outcome
+    if outcome is not Outcome.RECEIPT_NOT_FOUND
+}
+RECEIPT_NOT_FOUND_ANSWER = FixedAnswer(RECEIPT_NOT_FOUND_BODY, 422)
+
+
+async def read_body(receive: Receive, limit: int, seconds: float = BODY_TIMEOUT) -> bytes:
     """Read the body, counting the bytes as they stream in, whatever Content-Length says.
 
-    Raises BodyTooLarge past `limit` bytes and TimeoutError if the whole body takes longer
-    than `seconds` (a slow client cannot hold a request open).
+    Raises BodyTooLarge past `limit` bytes, TimeoutError if the whole body takes longer
+    than `seconds` (a slow client cannot hold a request open) and ClientDisconnect if the
+    client goes away first. Messages are read as Starlette's `Request.stream()` reads them.
     """
     chunks: list[bytes] = []
     size = 0
     async with asyncio.timeout(seconds):
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge
-            chunks.append(chunk)
-    return b"".join(chunks)
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                more = message.get("more_body", False)
+                if not chunks and not more:
+                    # The usual case: the whole body came in one message; no copy.
+                    return chunk
+                chunks.append(chunk)
+                if not more:
+                    return b"".join(chunks)
+            elif kind == "http.disconnect":
+                raise ClientDisconnect
 
 
-async def receive_webhook(request: Request) -> Response:
-    """Verify and apply one Stripe delivery.
-    ---
-    summary: Receive a Stripe `customer.subscription.updated` event
-    parameters:
-      - {name: namespace, in: path, required: true, schema: {type: string}}
-      - {name: name, in: path, required: true, schema: {type: string}}
-      - {name: Stripe-Signature, in: header, required: true, schema: {type: string}}
-    requestBody:
-      required: true
-      content: {application/json: {schema: {type: object}}}
-    responses:
-      "200": {description: "Applied, a duplicate, or older than the state held (ignored)."}
-      "400":
-        description: >-
-          The signature check failed, the event is unreadable, or it is not of type
-          customer.subscription.updated; the error code says which.
-      "404": {description: No such webhook is loaded.}
-      "408": {description: The body did not arrive in time.}
-      "413": {description: The body is larger than 1 MiB.}
-      "422": {description: "`receipt_not_found`: no receipt registered for the subscription yet."}
-      "503": {description: The database is unavailable.}
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a header, as Starlette's `Request.headers.get` finds it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+class WebhookEndpoint:
+    """The ASGI app of `POST /webhooks/{namespace}/{name}`.
+
+    An ASGI app rather than a `Request -> Response` function, so that each delivery costs no
+    `Request`, `Headers` or `Response` object and no exception-handling wrapper of its own.
+    Starlette still routes to it, answers 404 and 405 around it and turns an unexpected
+    error into the JSON 500 (those live in the router and the middleware, not per route);
+    its OpenAPI document takes the POST operation from `post`'s docstring.
     """
-    runtime: Runtime = request.app.state.runtime
-    params = request.path_params
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The route lets only POST through: any other method got Starlette's 405 already.
+        await self.post(scope, receive, send)
+
+    async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Verify and apply one Stripe delivery.
+        ---
+        summary: Receive a Stripe `customer.subscription.updated` event
+        parameters:
+          - {name: namespace, in: path, required: true, schema: {type: string}}
+          - {name: name, in: path, required: true, schema: {type: string}}
+          - {name: Stripe-Signature, in: header, required: true, schema: {type: string}}
+        requestBody:
+          required: true
+          content: {application/json: {schema: {type: object}}}
+        responses:
+          "200": {description: "Applied, a duplicate, or older than the state held (ignored)."}
+          "400":
+            description: >-
+              The signature check failed, the event is unreadable, or it is not of type
+              customer.subscription.updated; the error code says which.
+          "404": {description: No such webhook is loaded.}
+          "408": {description: The body did not arrive in time.}
+          "413": {description: The body is larger than 1 MiB.}
+          "422":
+            description: "`receipt_not_found`: no receipt registered for the subscription yet."
+          "503": {description: The database is unavailable.}
+        """
+        answer = await _receive(scope["app"].state.runtime, scope, receive)
+        await answer(scope, receive, send)
+
+
+receive_webhook = WebhookEndpoint()
+
+
+async def _receive(runtime: Runtime, scope: Scope, receive: Receive) -> ASGIApp:
+    params = scope["path_params"]
     webhook = f"{params['namespace']}/{params['name']}"
     config = runtime.secrets.get(webhook)
     if config is None:
@@ -108,7 +179,7 @@ async def receive_webhook(request: Request) -> Response:
             "No webhook of this namespace and name is loaded; check the endpoint URL.",
         )
     try:
-        body = await read_body(request, runtime.settings.max_body_bytes)
+        body = await read_body(receive, runtime.settings.max_body_bytes)
     except BodyTooLarge:
         runtime.metrics.delivery(webhook, "", "payload_too_large").inc()
         return error_response(
@@ -119,12 +190,12 @@ async def receive_webhook(request: Request) -> Response:
         return error_response(
             408, "request_timeout", "The body did not arrive in time; send it again."
         )
-    return await _handle(runtime, config, request.headers.get("stripe-signature"), body)
+    return await _handle(runtime, config, _header(scope, b"stripe-signature"), body)
 
 
 async def _handle(
     runtime: Runtime, config: WebhookConfig, header: str | None, body: bytes
-) -> Response:
+) -> ASGIApp:
     # What is known of the delivery grows step by step; the `Delivery` record is built once,
     # where the request ends, from what is known there.
     started = time.perf_counter()
@@ -182,8 +253,8 @@ async def _handle(
     runtime.metrics.processing_seconds.observe(time.perf_counter() - started)
     _log(received, outcome.value, outcome.status_code, started)
     if outcome is Outcome.RECEIPT_NOT_FOUND:
-        return Response(RECEIPT_NOT_FOUND_BODY, status_code=422, media_type=JSON)
-    return Response(OUTCOME_BODIES[outcome], media_type=JSON)
+        return RECEIPT_NOT_FOUND_ANSWER
+    return OUTCOME_ANSWERS[outcome]
 
 
 async def _reject(

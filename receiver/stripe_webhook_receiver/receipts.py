@@ -75,7 +75,7 @@ def _text(data: dict[str, Any], key: str) -> str:
 
 async def _receipt_request(request: Request) -> tuple[str, str]:
     try:
-        body = await read_body(request, MAX_RECEIPT_BODY)
+        body = await read_body(request.receive, MAX_RECEIPT_BODY)
     except BodyTooLarge:
         raise ApiError(413, "payload_too_large", "The body must be at most 16 KiB.") from None
     except (TimeoutError, ClientDisconnect):

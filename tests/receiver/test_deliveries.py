@@ -20,9 +20,11 @@ from starlette.applications import Starlette
 from starlette.types import Message
 
 from stripe_webhook_receiver.app import create_app
+from stripe_webhook_receiver.deliveries import OUTCOME_ANSWERS
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.settings import Settings
 from stripe_webhook_receiver.signing import fingerprint
+from stripe_webhook_receiver.store import Outcome
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.payloads import signed, subscription_event
 
@@ -167,3 +169,53 @@ async def test_delivery_counters_count_each_answer(client: httpx.AsyncClient) ->
     )
     assert f'{prefix}{{outcome="missing_header",type="",webhook="billing/app"}} 1.0' in text
     assert f'{prefix}{{outcome="webhook_not_found",type="",webhook="unknown"}} 1.0' in text
+
+
+async def test_other_methods_unknown_paths_and_unexpected_errors_answer_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets_dir = tmp_path / "secrets"
+    project(secrets_dir, dict([webhook_file(WEBHOOK, [(SECRET, None)], KEY)]))
+    app = create_app(Settings(secrets_dir=secrets_dir, database_url=f"sqlite:///{tmp_path}/e.db"))
+    async with Lifespan(app) as runtime:
+        # The server still sees the error (as uvicorn logs it); the client gets the JSON 500.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
+            wrong = await http.get(PATH)
+            assert wrong.status_code == 405
+            assert wrong.json()["error"]["code"] == "method_not_allowed"
+            assert (await http.post(PATH + "/more")).json()["error"]["code"] == "not_found"
+
+            async def broken(*args: object) -> None:
+                raise RuntimeError("a bug")
+
+            monkeypatch.setattr(runtime.store, "record_and_process", broken)
+            failed = await deliver(http, subscription_event("sub_bug"))
+            assert failed.status_code == 500
+            assert failed.json()["error"]["code"] == "internal_error"
+
+
+async def test_a_fixed_answer_sends_a_fresh_header_list_each_time() -> None:
+    answer = OUTCOME_ANSWERS[Outcome.APPLIED]
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            # What a middleware adding a header does to the message it is handed.
+            message["headers"].append((b"x-added", b"1"))
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": PATH, "headers": []}
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    await answer(scope, receive, send)
+    await answer(scope, receive, send)
+    body = b'{"outcome":"applied"}'
+    assert sent[2]["headers"] == [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", b"application/json"),
+        (b"x-added", b"1"),
+    ]
+    assert sent[3] == {"type": "http.response.body", "body": body}
