@@ -82,6 +82,17 @@ class Transaction:
         cursor: Cursor = self._connection.execute(sql, params)
         return cursor
 
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT of one row into a table keyed by an `id` column; return its id."""
+        if self.dialect == "postgresql":
+            row = self.execute(sql + " RETURNING id", params).fetchone()
+            return int(row[0])
+        # SQLite knows the id of the row it just inserted; `RETURNING id` would make it step
+        # through a result row as well, which costs more than the INSERT's own bookkeeping.
+        cursor: sqlite3.Cursor = self._connection.execute(sql, params)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
 
 Unit = Callable[[Transaction], T]
 # The second unit of a pair: it also gets the first unit's result.
@@ -270,14 +281,15 @@ class SqliteDatabase:
             connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             self._durable = durable
         connection.execute("BEGIN IMMEDIATE")
+        tx = Transaction(connection, self.dialect)
         # Optimistic first: units rarely fail, and savepoints cost two statements per unit.
         # If one fails, roll the transaction back and run it again with a savepoint per unit,
         # so that only the failing unit's writes are undone.
-        results = [_run_unit(connection, unit, False) for unit in units]
+        results = [_run_unit(tx, unit, False) for unit in units]
         if not all(ok for ok, _ in results):
             connection.execute("ROLLBACK")
             connection.execute("BEGIN IMMEDIATE")
-            results = [_run_unit(connection, unit, True) for unit in units]
+            results = [_run_unit(tx, unit, True) for unit in units]
         if durable:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._flusher, connection.execute, "COMMIT")
@@ -298,7 +310,7 @@ class SqliteDatabase:
             try:
                 connection = self._connect()
                 connection.execute("BEGIN IMMEDIATE")
-                ok, value = _run_unit(connection, unit, savepoint=False)
+                ok, value = _run_unit(Transaction(connection, self.dialect), unit, False)
                 connection.execute("COMMIT" if ok else "ROLLBACK")
             except sqlite3.Error as exc:
                 self._abandon()
@@ -342,21 +354,19 @@ def _answer(outcomes: list[tuple[_Job, tuple[bool, Any]]]) -> None:
             job.future.set_exception(value)
 
 
-def _run_unit(
-    connection: sqlite3.Connection, unit: Unit[Any], savepoint: bool = True
-) -> tuple[bool, Any]:
+def _run_unit(tx: Transaction, unit: Unit[Any], savepoint: bool = True) -> tuple[bool, Any]:
     """Run one unit, in a savepoint of its own so that its failure rolls back only itself."""
     if savepoint:
-        connection.execute("SAVEPOINT unit")
+        tx.execute("SAVEPOINT unit")
     try:
-        value = unit(Transaction(connection, "sqlite"))
+        value = unit(tx)
     except Exception as exc:
         if savepoint:
-            connection.execute("ROLLBACK TO unit")
-            connection.execute("RELEASE unit")
+            tx.execute("ROLLBACK TO unit")
+            tx.execute("RELEASE unit")
         return False, _translate_sqlite(exc) if isinstance(exc, sqlite3.Error) else exc
     if savepoint:
-        connection.execute("RELEASE unit")
+        tx.execute("RELEASE unit")
     return True, value
 
 

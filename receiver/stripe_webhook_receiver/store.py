@@ -274,10 +274,10 @@ class Store:
 def _insert_delivery(
     tx: Transaction, delivery: Delivery, outcome: str, status_code: int | None
 ) -> int:
-    row = tx.execute(
+    return tx.insert(
         "INSERT INTO deliveries (webhook, event_id, event_type, subscription_id, "
         "outcome, status_code, secret_fingerprint, received_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             delivery.webhook,
             delivery.event_id,
@@ -288,8 +288,7 @@ def _insert_delivery(
             delivery.fingerprint,
             delivery.received_at_ms,
         ),
-    ).fetchone()
-    return int(row[0])
+    )
 
 
 def _row(row: Any) -> SubscriptionRow:

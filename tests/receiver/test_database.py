@@ -106,3 +106,21 @@ def test_pairs_and_single_units_in_one_group_keep_their_own_outcomes(
     assert single == "sub_s"
     assert isinstance(failed_first, Exception)
     assert receipts(database) == ["sub_p1", "sub_p1_then", "sub_p2", "sub_s", "sub_x"]
+
+
+def test_insert_returns_each_new_rows_id(database: Database) -> None:
+    def unit(tx: Transaction) -> list[tuple[int, str]]:
+        ids = [
+            tx.insert(
+                "INSERT INTO deliveries (webhook, outcome, received_at) VALUES (?, ?, ?)",
+                (WEBHOOK, outcome, 0),
+            )
+            for outcome in ("first", "second", "third")
+        ]
+        rows = tx.execute("SELECT id, outcome FROM deliveries ORDER BY id").fetchall()
+        assert [row[0] for row in rows] == ids
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    rows = database.run_sync(unit)
+    assert [outcome for _, outcome in rows] == ["first", "second", "third"]
+    assert len({row_id for row_id, _ in rows}) == 3
