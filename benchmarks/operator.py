@@ -69,6 +69,9 @@ class Options:
     ready_timeout: float
     output: Path | None
     load_at_start: str = ""
+    workdir: Path | None = None
+    log_level: str = "WARNING"
+    profile: bool = False
 
 
 @dataclass
@@ -188,11 +191,13 @@ class Meter:
 class OperatorProcess:
     """Our operator or the no-op baseline, watching one namespace."""
 
-    def __init__(self, kind: str, stack: Stack, namespace: str, drift_interval: float) -> None:
+    def __init__(self, kind: str, stack: Stack, namespace: str, options: Options) -> None:
         self.kind = kind
         self.stack = stack
         self.namespace = namespace
-        self.drift_interval = drift_interval
+        self.drift_interval = options.drift_interval
+        self.log_level = options.log_level
+        self.profile = options.profile
         self.port = free_port()
         self.process: ManagedProcess | None = None
         self.starts = 0
@@ -210,7 +215,12 @@ class OperatorProcess:
                 f"http://127.0.0.1:{self.port}/healthz",
                 str(NOOP_OPERATOR),
             ]
+        profiler: list[str] = []
+        if self.profile:
+            out = self.stack.workdir / "logs" / f"{self.namespace}-{self.starts}.prof"
+            profiler = [str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(out)]
         return [
+            *profiler,
             str(VENV_BIN / "stripe-webhook-operator"),
             "--namespace",
             self.namespace,
@@ -231,7 +241,7 @@ class OperatorProcess:
             "--drift-jitter",
             "1s",
             "--log-level",
-            "WARNING",
+            self.log_level,
         ]
 
     def env(self) -> dict[str, str]:
@@ -326,7 +336,7 @@ async def run_round(stack: Stack, kind: str, size: int, options: Options) -> Rou
     for account in range(accounts):
         key = "sk_test_bench" + secrets.token_hex(16)
         await stack.api.create_secret(namespace, f"stripe-key-{account:03d}", {"api-key": key})
-    operator = OperatorProcess(kind, stack, namespace, options.drift_interval)
+    operator = OperatorProcess(kind, stack, namespace, options)
     await operator.start()
     meter = Meter(stack)
     try:
@@ -593,6 +603,17 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--ready-timeout", type=float, default=600.0, help="seconds to wait for all Ready"
     )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep the stack's files and logs here"
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", help="the operator's `--log-level` (its log: workdir)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run our operator under cProfile (a .prof file per start in the workdir's logs)",
+    )
     report.add_output_option(parser)
     args = parser.parse_args(argv)
     sizes = args.sizes or ("5" if args.quick else "10,100,500")
@@ -603,6 +624,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         ready_timeout=args.ready_timeout,
         output=report.output_path(args.output),
         load_at_start=report.load_text(),
+        workdir=args.workdir,
+        log_level=args.log_level,
+        profile=args.profile,
     )
 
 
@@ -628,8 +652,12 @@ async def run(options: Options, workdir: Path) -> tuple[list[Round], list[str], 
 def main(argv: Sequence[str] | None = None) -> list[Round]:
     """Run the operator benchmark, print its tables, and write its docs section."""
     options = parse_options(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
-        rounds, notes, stack = asyncio.run(run(options, Path(tmp)))
+    if options.workdir is not None:
+        options.workdir.mkdir(parents=True, exist_ok=True)
+        rounds, notes, stack = asyncio.run(run(options, options.workdir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
+            rounds, notes, stack = asyncio.run(run(options, Path(tmp)))
     section = document(rounds, options, notes, stack)
     report.publish(SECTION, section, options.output)
     return rounds

@@ -1,5 +1,6 @@
 """A per-account cache of Stripe's endpoint list, so one list call serves every webhook of an
-account in a drift pass instead of one call per webhook."""
+account instead of one call per webhook: in a drift pass, and when new webhooks look for
+endpoints of theirs left by a crash."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ OnRefresh = Callable[[SecretValue, list[StripeEndpoint]], Awaitable[None]]
 
 @dataclass
 class _Entry:
-    fetched: float
+    started: float
     endpoints: list[StripeEndpoint]
 
 
@@ -26,7 +27,8 @@ class AccountCache:
     """Endpoint lists by account, each fetched at most once per `ttl` seconds.
 
     Callers of one account that arrive together wait for the same fetch. `on_refresh` runs
-    after each fetch (the orphan sweep uses it: one list serves both)."""
+    after each fetch made because the cached list had expired (the orphan sweep uses it: one
+    list serves both)."""
 
     def __init__(
         self,
@@ -48,17 +50,37 @@ class AccountCache:
         """Return the digest an account is cached under (never the key itself)."""
         return hashlib.sha256(api_key.reveal().encode()).hexdigest()
 
+    def age(self, api_key: SecretValue) -> float | None:
+        """Return the seconds since the account's cached list was fetched, if there is one."""
+        entry = self._entries.get(self.account_key(api_key))
+        return None if entry is None else self._clock() - entry.started
+
     async def endpoints(self, api_key: SecretValue) -> list[StripeEndpoint]:
         """Return the account's endpoints, from the cache while it is fresh."""
+        endpoints, refreshed = await self._get(api_key, self._clock() - self._ttl)
+        if refreshed and self._on_refresh is not None:
+            await self._on_refresh(api_key, endpoints)
+        return endpoints
+
+    async def current_endpoints(self, api_key: SecretValue) -> list[StripeEndpoint]:
+        """Return the account's endpoints as listed by a call that began after this one did.
+
+        Webhooks of one account that ask together share one list call: whoever waited for a
+        fetch already running takes the next one, which began after it asked."""
+        endpoints, _ = await self._get(api_key, self._clock())
+        return endpoints
+
+    async def _get(
+        self, api_key: SecretValue, newer_than: float
+    ) -> tuple[list[StripeEndpoint], bool]:
         key = self.account_key(api_key)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             entry = self._entries.get(key)
-            if entry is not None and self._clock() - entry.fetched < self._ttl:
-                return entry.endpoints
+            if entry is not None and entry.started >= newer_than:
+                return entry.endpoints, False
+            started = self._clock()
             endpoints = await self._lister(api_key)
             self.fetches += 1
-            self._entries[key] = _Entry(self._clock(), endpoints)
-        if self._on_refresh is not None:
-            await self._on_refresh(api_key, endpoints)
-        return endpoints
+            self._entries[key] = _Entry(started, endpoints)
+        return endpoints, True

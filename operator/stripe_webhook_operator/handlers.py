@@ -55,13 +55,26 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
 
     @kopf.on.event("", "v1", "secrets", registry=registry, id="secret_event")
     async def secret_event(
-        namespace: str | None, name: str, labels: Mapping[str, str], **kwargs: Any
+        namespace: str | None,
+        name: str,
+        labels: Mapping[str, str],
+        meta: Any,
+        type: str | None,  # kopf passes the watch event type under this name
+        **kwargs: Any,
     ) -> None:
-        """When a Secret that a StripeWebhook reads or owns changes, reconcile that webhook."""
+        """When a Secret that a StripeWebhook reads or owns changes, reconcile that webhook,
+        unless its last pass already read or wrote this version of the Secret (the event of
+        the operator's own write, above all)."""
         index: kopf.Index[tuple[str, str], str] = kwargs["api_key_secrets"]
-        for webhook in index.get((namespace or "", name), []):
-            rt.wake(namespace or "", webhook)
+        ns = namespace or ""
+        version = str(meta.get("resourceVersion") or "")
+        webhooks = set(index.get((ns, name), []))
         if labels.get(c.LABEL_MANAGED_BY) == c.LABEL_MANAGED_BY_VALUE:
             owner = labels.get(c.LABEL_WEBHOOK_NAME)
             if owner:
-                rt.wake(namespace or "", owner)
+                webhooks.add(owner)
+        for webhook in webhooks:
+            if type == "DELETED":
+                rt.wake(ns, webhook)
+            elif not rt.has_seen((ns, webhook), (ns, name), version):
+                rt.wake(ns, webhook, (ns, name), version)

@@ -8,10 +8,12 @@ aggregated Secret never lose each other's update.
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import logging
 import ssl
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import httpx
 import kopf
@@ -26,7 +28,18 @@ from stripe_webhook_operator.secret_value import SecretValue
 logger = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+# Kubernetes requests in flight at once (more gain nothing from an API server: they queue).
+MAX_IN_FLIGHT = 16
 Body = Mapping[str, Any]
+
+
+class Unread(enum.Enum):
+    """The caller has not read the object (as opposed to: read it and found none)."""
+
+    UNREAD = "unread"
+
+
+UNREAD: Final = Unread.UNREAD
 
 
 class KubernetesError(OperatorError):
@@ -104,11 +117,34 @@ def secret_body(
     }
 
 
+def api_key_in(
+    secret: Mapping[str, Any] | None, namespace: str, name: str, key: str
+) -> SecretValue:
+    """Return the Stripe API key held by `secret` (Secret namespace/name, under `key`), or
+    raise ApiKeyMissing saying why there is none."""
+    if secret is None:
+        raise ApiKeyMissing(
+            f"Secret '{name}' named by `spec.apiKeySecretRef.name` does not exist in "
+            f"namespace '{namespace}'; create it with the Stripe API key under key '{key}'."
+        )
+    value = decode(secret.get("data"), key)
+    if value is None:
+        raise ApiKeyMissing(
+            f"Secret '{name}' has no key `{key}`; set `spec.apiKeySecretRef.key` to the key "
+            "that holds the Stripe API key."
+        )
+    return SecretValue(value.reveal().strip())
+
+
 class Kube:
     """Async access to the few objects the operator touches."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._http = http
+        # Requests beyond this many wait here rather than in httpx's connection pool, whose
+        # bookkeeping costs grow with the number of waiting requests times connections: with
+        # hundreds of webhooks reconciling at once, it took most of the operator's CPU.
+        self._slots = asyncio.Semaphore(max_in_flight)
 
     @classmethod
     def from_configuration(cls, configuration: k8s_client.Configuration) -> Kube:
@@ -117,10 +153,12 @@ class Kube:
             base_url=configuration.host,
             verify=_ssl_context(configuration),
             auth=_ConfigurationAuth(configuration),
-            # Waiting for a pooled connection is flow control, not a failure: with hundreds of
-            # webhooks reconciling at once, a 30 s pool timeout failed passes for no reason.
+            # Requests queue in Kube._request first; waiting for a pooled connection is flow
+            # control, not a failure, so its timeout is long.
             timeout=httpx.Timeout(30.0, pool=300.0),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
+            limits=httpx.Limits(
+                max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
+            ),
         )
         return cls(http)
 
@@ -139,7 +177,10 @@ class Kube:
         missing_ok: bool = False,
     ) -> dict[str, Any] | None:
         headers = {"Content-Type": content_type} if content_type else None
-        response = await self._http.request(method, path, json=json, headers=headers, params=params)
+        async with self._slots:
+            response = await self._http.request(
+                method, path, json=json, headers=headers, params=params
+            )
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code >= 400:
@@ -205,19 +246,7 @@ class Kube:
 
     async def read_api_key(self, namespace: str, name: str, key: str) -> SecretValue:
         """Return the Stripe API key of a StripeWebhook, or raise ApiKeyMissing saying why."""
-        secret = await self.get_secret(namespace, name)
-        if secret is None:
-            raise ApiKeyMissing(
-                f"Secret '{name}' named by `spec.apiKeySecretRef.name` does not exist in "
-                f"namespace '{namespace}'; create it with the Stripe API key under key '{key}'."
-            )
-        value = decode(secret.get("data"), key)
-        if value is None:
-            raise ApiKeyMissing(
-                f"Secret '{name}' has no key `{key}`; set `spec.apiKeySecretRef.key` to the key "
-                "that holds the Stripe API key."
-            )
-        return SecretValue(value.reveal().strip())
+        return api_key_in(await self.get_secret(namespace, name), namespace, name, key)
 
     async def write_owned_secret(
         self,
@@ -226,33 +255,48 @@ class Kube:
         owner: Mapping[str, Any],
         labels: Mapping[str, str],
         data: Mapping[str, str | None],
-    ) -> None:
-        """Create or patch the per-webhook Secret; refuse to touch one owned by someone else."""
-        existing = await self.get_secret(namespace, name)
-        if existing is None:
-            metadata = {"labels": dict(labels), "ownerReferences": [dict(owner)]}
-            body = secret_body(namespace, name, metadata, data)
-            try:
-                await self._request("POST", secret_path(namespace), json=body)
-                return
-            except KubernetesError as exc:
-                if exc.status != 409:
-                    raise
-                existing = await self.get_secret(namespace, name)
-                if existing is None:
-                    raise
-        owners = existing.get("metadata", {}).get("ownerReferences") or []
-        if not any(ref.get("uid") == owner["uid"] for ref in owners):
-            raise SecretConflict(
-                f"Secret '{name}' already exists and is not owned by this StripeWebhook; "
-                "delete or rename it, or set `spec.secretName` to another name."
-            )
-        await self._request(
-            "PATCH",
-            secret_path(namespace, name),
-            json={"metadata": {"labels": dict(labels)}, "data": dict(data)},
-            content_type=MERGE_PATCH,
+        *,
+        existing: Mapping[str, Any] | Unread | None = UNREAD,
+    ) -> dict[str, Any]:
+        """Create or patch the per-webhook Secret; refuse to touch one owned by someone else.
+
+        `existing` is the Secret as the caller just read it (None: it did not exist), which
+        spares reading it again. Return the Secret as written."""
+        current = (
+            await self.get_secret(namespace, name) if isinstance(existing, Unread) else existing
         )
+        # Two rounds: the Secret may appear (409) or vanish (404) between the read and the write.
+        for _attempt in range(2):
+            if current is None:
+                metadata = {"labels": dict(labels), "ownerReferences": [dict(owner)]}
+                body = secret_body(namespace, name, metadata, data)
+                try:
+                    created = await self._request("POST", secret_path(namespace), json=body)
+                except KubernetesError as exc:
+                    if exc.status != 409:
+                        raise
+                else:
+                    return created or {}
+                current = await self.get_secret(namespace, name)
+                if current is None:
+                    continue
+            owners = current.get("metadata", {}).get("ownerReferences") or []
+            if not any(ref.get("uid") == owner["uid"] for ref in owners):
+                raise SecretConflict(
+                    f"Secret '{name}' already exists and is not owned by this StripeWebhook; "
+                    "delete or rename it, or set `spec.secretName` to another name."
+                )
+            written = await self._request(
+                "PATCH",
+                secret_path(namespace, name),
+                json={"metadata": {"labels": dict(labels)}, "data": dict(data)},
+                content_type=MERGE_PATCH,
+                missing_ok=True,
+            )
+            if written is not None:
+                return written
+            current = None
+        raise KubernetesError(f"Secret '{namespace}/{name}' could not be written.", 409)
 
     async def disown_secret(self, namespace: str, name: str, owner_uid: str) -> None:
         """Remove the StripeWebhook's owner reference so the Secret outlives it (Orphan)."""
@@ -269,11 +313,6 @@ class Kube:
             json={"metadata": {"ownerReferences": kept or None}},
             content_type=MERGE_PATCH,
         )
-
-    async def get_receiver_entry(self, namespace: str, name: str, key: str) -> str | None:
-        """Return the base64 value of one key of the receiver's Secret, if present."""
-        secret = await self.get_secret(namespace, name)
-        return ((secret or {}).get("data") or {}).get(key)
 
     async def put_receiver_entry(
         self, namespace: str, name: str, key: str, value: str | None

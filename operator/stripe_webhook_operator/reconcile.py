@@ -34,8 +34,16 @@ from stripe_webhook_operator.exceptions import (
     StripeRejected,
     StripeUnavailable,
 )
-from stripe_webhook_operator.kube import Kube, KubernetesError, post_event
+from stripe_webhook_operator.kube import (
+    UNREAD,
+    Kube,
+    KubernetesError,
+    Unread,
+    api_key_in,
+    post_event,
+)
 from stripe_webhook_operator.manifests import SigningKeys, StripeEndpoint, WebhookSpec
+from stripe_webhook_operator.receiver_entries import ReceiverEntries
 from stripe_webhook_operator.receiver_probe import probe
 from stripe_webhook_operator.secret_value import SecretValue
 from stripe_webhook_operator.settings import Settings
@@ -52,6 +60,36 @@ OLD_ENDPOINT_LEAD = 5.0
 
 
 @dataclass
+class Wakeup:
+    """Why a webhook's loop should run again at once: a change of the resource, or of a
+    Secret (by namespace/name, to a resourceVersion)."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: bool = False
+    secrets: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def set(self, secret: tuple[str, str] | None = None, version: str = "") -> None:
+        if secret is None:
+            self.changed = True
+        else:
+            self.secrets[secret] = version
+        self.event.set()
+
+    def clear(self) -> None:
+        self.changed = False
+        self.secrets.clear()
+        self.event.clear()
+
+    def drop_seen(self, seen: Mapping[tuple[str, str], str]) -> None:
+        """Forget Secret changes whose version a pass read or wrote since they came."""
+        for secret, version in list(self.secrets.items()):
+            if seen.get(secret) == version:
+                del self.secrets[secret]
+        if self.event.is_set() and not self.changed and not self.secrets:
+            self.event.clear()
+
+
+@dataclass
 class Runtime:
     """What every reconcile needs; built once at start (cli.py) and passed explicitly."""
 
@@ -61,25 +99,63 @@ class Runtime:
     http: httpx.AsyncClient
     cluster_id: str
     accounts: AccountCache | None = None
-    wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    receiver: ReceiverEntries | None = None
+    wakeups: dict[tuple[str, str], Wakeup] = field(default_factory=dict)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    # The resourceVersion of each Secret (namespace, name) a webhook's passes last read or
+    # wrote, by webhook: the watch event of a version a pass already saw (its own write, above
+    # all) needs no further pass.
+    secrets_seen: dict[tuple[str, str], dict[tuple[str, str], str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.receiver is None:
+            self.receiver = ReceiverEntries(
+                self.kube,
+                self.settings.receiver_namespace,
+                self.settings.receiver_secret_name,
+                ttl=self.settings.drift_interval * 0.8,
+            )
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         """Return the lock that keeps one webhook's passes from overlapping."""
         return self.locks.setdefault((namespace, name), asyncio.Lock())
 
-    def wakeup(self, namespace: str, name: str) -> asyncio.Event:
-        """Return the event that wakes a webhook's loop for an immediate, fresh pass."""
-        return self.wakeups.setdefault((namespace, name), asyncio.Event())
+    def wakeup(self, namespace: str, name: str) -> Wakeup:
+        """Return what wakes a webhook's loop for an immediate, fresh pass."""
+        return self.wakeups.setdefault((namespace, name), Wakeup())
 
-    def wake(self, namespace: str, name: str) -> None:
-        """Ask for an immediate pass over one webhook."""
-        self.wakeup(namespace, name).set()
+    def wake(
+        self, namespace: str, name: str, secret: tuple[str, str] | None = None, version: str = ""
+    ) -> None:
+        """Ask for an immediate pass over one webhook; with `secret`, because that Secret
+        changed to `version` (no pass is needed if the running one reads that version)."""
+        self.wakeup(namespace, name).set(secret, version)
 
-    def drift_delay(self) -> float:
-        """Return the pause before the next drift check, jittered."""
+    def drift_delay(self, api_key: SecretValue | None = None) -> float:
+        """Return the pause before the next drift check, jittered.
+
+        Counted from the account's last endpoint list when there is one, so that the webhooks
+        of an account come due together and one list serves them all; counted from each
+        webhook's own pass, they would drift apart and the list would expire between them."""
         jitter = self.settings.drift_jitter
-        return self.settings.drift_interval + random.uniform(0, jitter)
+        delay = self.settings.drift_interval + random.uniform(0, jitter)
+        if self.accounts is None or api_key is None:
+            return delay
+        age = self.accounts.age(api_key)
+        return delay if age is None else max(delay - age, 0.0)
+
+    def saw_secret(self, webhook: tuple[str, str], secret: Mapping[str, Any] | None) -> None:
+        """Remember the version of a Secret that a pass of `webhook` read or wrote."""
+        metadata = (secret or {}).get("metadata") or {}
+        if metadata.get("resourceVersion"):
+            seen = self.secrets_seen.setdefault(webhook, {})
+            seen[(str(metadata.get("namespace")), str(metadata.get("name")))] = str(
+                metadata["resourceVersion"]
+            )
+
+    def has_seen(self, webhook: tuple[str, str], secret: tuple[str, str], version: str) -> bool:
+        """Return whether a pass of `webhook` already read or wrote this Secret version."""
+        return self.secrets_seen.get(webhook, {}).get(secret) == version
 
 
 def now_utc() -> datetime:
@@ -99,24 +175,61 @@ class Pass:
         self.annotations: dict[str, str] = dict(body["metadata"].get("annotations") or {})
         self.generation = int(body["metadata"].get("generation") or 0)
         self.api_key = SecretValue("")
+        # The webhook's Secret as read or written in this pass (UNREAD until then): one read
+        # per pass, whatever the number of steps.
+        self.secret: Mapping[str, Any] | Unread | None = UNREAD
+        # An endpoint as Stripe answered it in this pass: no need to ask again.
+        self.known_endpoint: StripeEndpoint | None = None
+        # Status changes made durable by the next save (whichever comes first).
+        self.staged: dict[str, Any] = {}
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.spec.namespace, self.spec.name)
 
     # status and events ----------------------------------------------------------------
 
-    async def save(self, patch: Mapping[str, Any], wanted: list[cond.Condition] = ()) -> None:  # type: ignore[assignment]
-        """Patch status with `patch` and the conditions in `wanted`, and remember the result."""
+    def _with_conditions(
+        self, patch: Mapping[str, Any], wanted: list[cond.Condition]
+    ) -> dict[str, Any]:
         full = dict(patch)
         if wanted:
             full["conditions"] = cond.merge(
                 self.status.get("conditions"), wanted, self.generation, now_utc()
             )
-        if not full:
-            return
-        for key, value in full.items():
+        return full
+
+    def stage(self, patch: Mapping[str, Any], wanted: list[cond.Condition] = ()) -> None:  # type: ignore[assignment]
+        """Apply `patch` (and the conditions in `wanted`) to status in memory; the next save
+        writes it with its own changes.
+
+        Only for a step whose replay is harmless: if the pass ends before that save, the
+        next pass does the step again."""
+        for key, value in self._with_conditions(patch, wanted).items():
+            self.staged[key] = value
             if value is None:
                 self.status.pop(key, None)
             else:
                 self.status[key] = value
-        await self.rt.kube.patch_webhook_status(self.spec.namespace, self.spec.name, full)
+
+    async def save(self, patch: Mapping[str, Any], wanted: list[cond.Condition] = ()) -> None:  # type: ignore[assignment]
+        """Patch status with `patch` and the conditions in `wanted`, and remember the result;
+        nothing is written when status already says all of it."""
+        full = {**self.staged, **self._with_conditions(patch, wanted)}
+        changes = {
+            key: value
+            for key, value in full.items()
+            if key in self.staged or self.status.get(key) != value
+        }
+        if not changes:
+            return
+        for key, value in changes.items():
+            if value is None:
+                self.status.pop(key, None)
+            else:
+                self.status[key] = value
+        await self.rt.kube.patch_webhook_status(self.spec.namespace, self.spec.name, changes)
+        self.staged = {}
 
     def event(self, reason: str, message: str, *, warning: bool = False) -> None:
         """Post an Event about this StripeWebhook."""
@@ -157,7 +270,10 @@ class Pass:
 
     async def read_keys(self) -> tuple[SigningKeys | None, SecretValue | None]:
         """Return the webhook Secret's keys (None if incomplete) and its receipts key."""
-        secret = await self.rt.kube.get_secret(self.spec.namespace, self.spec.secret_name)
+        if isinstance(self.secret, Unread):
+            self.secret = await self.rt.kube.get_secret(self.spec.namespace, self.spec.secret_name)
+            self.rt.saw_secret(self.key, self.secret)
+        secret = self.secret
         if secret is None:
             return None, None
         owners = secret.get("metadata", {}).get("ownerReferences") or []
@@ -176,40 +292,46 @@ class Pass:
         self, keys: SigningKeys, livemode: bool, not_after: datetime | None
     ) -> None:
         """Write the per-webhook Secret and the webhook's entry in the receiver's Secret."""
-        await self.rt.kube.write_owned_secret(
+        written = await self.rt.kube.write_owned_secret(
             self.spec.namespace,
             self.spec.secret_name,
             manifests.owner_reference(self.body),
             manifests.labels(self.spec),
             manifests.webhook_secret_data(keys),
+            existing=self.secret,
         )
+        self.secret = written if written is not None else UNREAD
+        self.rt.saw_secret(self.key, written)
         await self.write_receiver_entry(keys, livemode, not_after)
 
     async def write_receiver_entry(
         self, keys: SigningKeys, livemode: bool, not_after: datetime | None
     ) -> None:
         """Put the webhook's entry into the receiver's aggregated Secret if it differs."""
-        settings = self.rt.settings
+        assert self.rt.receiver is not None
         key = manifests.receiver_entry_key(self.spec.namespace, self.spec.name)
         entry = manifests.encode(manifests.receiver_entry(self.spec, keys, livemode, not_after))
-        current = await self.rt.kube.get_receiver_entry(
-            settings.receiver_namespace, settings.receiver_secret_name, key
-        )
-        if current != entry:
-            await self.rt.kube.put_receiver_entry(
-                settings.receiver_namespace, settings.receiver_secret_name, key, entry
-            )
+        await self.rt.receiver.put(key, entry)
 
     # Stripe ---------------------------------------------------------------------------
 
     async def own_endpoints(self) -> list[StripeEndpoint]:
-        """Return every endpoint of the account tagged with this StripeWebhook's uid."""
-        endpoints = await self.rt.stripe.list_endpoints(self.api_key)
+        """Return every endpoint of the account tagged with this StripeWebhook's uid, as
+        listed after this call began (one list serves the account's webhooks that ask
+        together)."""
+        cache = self.rt.accounts
+        if cache is None:
+            endpoints = await self.rt.stripe.list_endpoints(self.api_key)
+        else:
+            endpoints = await cache.current_endpoints(self.api_key)
         return [e for e in endpoints if e.uid == self.spec.uid]
 
     async def current_endpoint(self, endpoint_id: str) -> StripeEndpoint | None:
         """Return the endpoint, from the account cache on a drift pass; a cached answer that
         disagrees with the spec is checked afresh before anything acts on it."""
+        known = self.known_endpoint
+        if known is not None and known.id == endpoint_id:
+            return known
         cache = self.rt.accounts
         if not self.fresh and cache is not None:
             cached = {e.id: e for e in await cache.endpoints(self.api_key)}.get(endpoint_id)
@@ -284,9 +406,9 @@ async def _run(work: Pass) -> float:
             "`spec.url` is not set and the operator has no `--public-base-url`; set one of them.",
         )
         return work.rt.drift_delay()
-    work.api_key = await work.rt.kube.read_api_key(
-        spec.namespace, spec.api_key_secret, spec.api_key_key
-    )
+    key_secret = await work.rt.kube.get_secret(spec.namespace, spec.api_key_secret)
+    work.rt.saw_secret(work.key, key_secret)
+    work.api_key = api_key_in(key_secret, spec.namespace, spec.api_key_secret, spec.api_key_key)
     for _step in range(MAX_STEPS):
         phase = rotation.phase_of(work.status)
         if phase == rotation.CREATING:
@@ -308,6 +430,7 @@ async def _begin(work: Pass, trigger: rotation.Trigger, old: str | None, seen: l
     version = rotation.next_version(work.status, seen)
     state = rotation.start(work.status, trigger, old, version)
     state["params"] = manifests.create_params(work.spec, work.rt.cluster_id, version)
+    creating: list[cond.Condition] = []
     if trigger.reason != rotation.CREATED:
         work.event(
             "RotationStarted",
@@ -315,19 +438,16 @@ async def _begin(work: Pass, trigger: rotation.Trigger, old: str | None, seen: l
             f"stays valid for {int(trigger.overlap)} s after the new one is written.",
         )
     else:
-        await work.save(
-            {},
-            [
-                cond.Condition(
-                    c.CONDITION_READY, cond.FALSE, cond.CREATING, "Creating the Stripe endpoint."
-                ),
-                cond.Condition(
-                    c.CONDITION_SYNCED, cond.FALSE, cond.CREATING, "Creating the Stripe endpoint."
-                ),
-            ],
-        )
+        creating = [
+            cond.Condition(
+                c.CONDITION_READY, cond.FALSE, cond.CREATING, "Creating the Stripe endpoint."
+            ),
+            cond.Condition(
+                c.CONDITION_SYNCED, cond.FALSE, cond.CREATING, "Creating the Stripe endpoint."
+            ),
+        ]
     logger.info("%s: rotation to version %d (%s)", work.spec.webhook, version, trigger.reason)
-    await work.save({"rotation": state})
+    await work.save({"rotation": state}, creating)
 
 
 async def _create(work: Pass) -> None:
@@ -377,19 +497,36 @@ async def _create(work: Pass) -> None:
     # the enable (_enable); counted from here, a slow receiver would refuse the old endpoint's
     # deliveries and their events would be lost with it.
     await work.write_keys(keys, endpoint.livemode, None)
-    work.event(
-        "NewEndpointCreated",
-        f"Created Stripe endpoint {endpoint.id} (secret version {version}), disabled until the "
-        "receiver holds its secret.",
-    )
-    await work.save_rotation(
-        {
-            "phase": rotation.PROPAGATING,
-            "newEndpointId": endpoint.id,
-            "previousKept": previous is not None,
-        },
-        secretName=spec.secret_name,
-    )
+    changes = {
+        "phase": rotation.PROPAGATING,
+        "newEndpointId": endpoint.id,
+        "previousKept": previous is not None,
+    }
+    if work.rt.settings.handshake_configured:
+        work.event(
+            "NewEndpointCreated",
+            f"Created Stripe endpoint {endpoint.id} (secret version {version}), disabled until "
+            "the receiver holds its secret.",
+        )
+        await work.save_rotation(changes, secretName=spec.secret_name)
+        return
+    # Nothing to wait for: straight on to the enable.
+    enabling = {
+        "rotation": {**work.rotation_state, **changes, "phase": rotation.ENABLING},
+        "secretName": spec.secret_name,
+    }
+    if old_id:
+        work.event(
+            "NewEndpointCreated",
+            f"Created Stripe endpoint {endpoint.id} (secret version {version}); it is enabled "
+            "next.",
+        )
+        await work.save(enabling, [cond.propagated(False)])
+    else:
+        # No old endpoint delivers meanwhile: should this pass end before its next status
+        # write, the next one replays the create (same key, same endpoint and secret).
+        # The enable's Event says it all.
+        work.stage(enabling, [cond.propagated(False)])
 
 
 async def _propagate(work: Pass) -> bool:
@@ -402,8 +539,10 @@ async def _propagate(work: Pass) -> bool:
         await work.save_rotation({"phase": rotation.CREATING})
         return True
     if settings.receiver_url is None:
-        await work.save({}, [cond.propagated(False)])
-        await work.save_rotation({"phase": rotation.ENABLING})
+        await work.save(
+            {"rotation": {**work.rotation_state, "phase": rotation.ENABLING}},
+            [cond.propagated(False)],
+        )
         return True
     result = await probe(
         work.rt.http,
@@ -420,8 +559,10 @@ async def _propagate(work: Pass) -> bool:
         "SecretPropagated",
         f"The receiver holds secret version {state['targetVersion']} ({result.detail}).",
     )
-    await work.save({}, [cond.propagated(True, f" ({result.detail})")])
-    await work.save_rotation({"phase": rotation.ENABLING})
+    await work.save(
+        {"rotation": {**work.rotation_state, "phase": rotation.ENABLING}},
+        [cond.propagated(True, f" ({result.detail})")],
+    )
     return True
 
 
@@ -441,8 +582,10 @@ async def _enable(work: Pass) -> None:
     await work.annotate(
         {c.ANNOTATION_ENDPOINT_ID: new_id, c.ANNOTATION_PENDING_IDEMPOTENCY_KEY: None}
     )
-    await work.save_rotation(
-        {
+    work.known_endpoint = endpoint
+    patch = {
+        "rotation": {
+            **state,
             "phase": rotation.OVERLAP if old_id else rotation.IDLE,
             "newEndpointId": None,
             "params": None,
@@ -451,19 +594,26 @@ async def _enable(work: Pass) -> None:
                 "connect": bool(params.get("connect", False)),
             },
         },
-        endpointId=new_id,
-        secretVersion=int(state["targetVersion"]),
-        lastRotationTime=stamp,
-        previousEndpointId=old_id,
-        previousSecretExpiresAt=(
+        "endpointId": new_id,
+        "secretVersion": int(state["targetVersion"]),
+        "lastRotationTime": stamp,
+        "previousEndpointId": old_id,
+        "previousSecretExpiresAt": (
             manifests.rfc3339(overlap_end)
             if state.get("previousKept")
             else (stamp if old_id else None)
         ),
-        url=endpoint.url,
-        stripeStatus=endpoint.status,
-        livemode=endpoint.livemode,
-    )
+        "url": endpoint.url,
+        "stripeStatus": endpoint.status,
+        "livemode": endpoint.livemode,
+    }
+    if old_id:
+        # The overlap's clock starts at this enable: on record before anything else happens.
+        await work.save(patch)
+    else:
+        # Written with the Ready condition by the rest of this pass; should the pass end
+        # first, the next one enables again, which changes nothing in Stripe.
+        work.stage(patch)
     metrics.record_endpoint_status(spec.uid, endpoint.status)
     if state.get("trigger") == rotation.CREATED:
         work.event("EndpointEnabled", f"Stripe endpoint {new_id} is live.")
@@ -492,8 +642,8 @@ async def _finish_overlap(work: Pass) -> None:
 
 async def _adopt_or_create(work: Pass) -> None:
     """No endpoint on record: adopt one tagged with our uid whose secret we hold, or create."""
-    own = await work.own_endpoints()
     keys, _ = await work.read_keys()
+    own = await work.own_endpoints() if keys is not None or _left_traces(work) else []
     for endpoint in own:
         if keys is not None and keys.endpoint_id == endpoint.id:
             logger.info("%s: adopting endpoint %s", work.spec.webhook, endpoint.id)
@@ -565,7 +715,12 @@ async def _settle(work: Pass) -> float | None:
     endpoint = await _correct(work, endpoint)
     expires = rotation.parse_time(status.get("previousSecretExpiresAt")) if in_overlap else None
     await work.write_receiver_entry(keys, endpoint.livemode, expires)
-    if not in_overlap and work.rt.accounts is not None and not work.fresh:
+    if (
+        not in_overlap
+        and work.rt.accounts is not None
+        and not work.fresh
+        and work.known_endpoint is None  # just enabled: its leftovers wait for the next pass
+    ):
         await _drop_duplicates(work, endpoint.id)
     metrics.record_endpoint_status(spec.uid, endpoint.status)
     wanted = cond.ready()
@@ -582,11 +737,27 @@ async def _settle(work: Pass) -> float | None:
         },
         wanted,
     )
-    delay = work.rt.drift_delay()
+    delay = work.rt.drift_delay(work.api_key)
     deadline = _old_endpoint_deadline(status) if in_overlap else None
     if deadline is not None:
         delay = min(delay, max((deadline - now_utc()).total_seconds(), 0.0) + 0.1)
     return delay
+
+
+def _left_traces(work: Pass) -> bool:
+    """Return whether an earlier pass may have created an endpoint for this resource.
+
+    Every create is preceded by the pending Idempotency-Key annotation (and status.rotation),
+    and that annotation leaves only in the patch that records the endpoint id: with none of
+    these and no Secret, the account cannot hold an endpoint tagged with this uid, and a new
+    StripeWebhook needs no list call. (Should someone strip them by hand, the duplicate check
+    of the drift pass still deletes the leftover.)"""
+    return bool(
+        work.status.get("rotation")
+        or work.status.get("endpointId")
+        or work.annotations.get(c.ANNOTATION_PENDING_IDEMPOTENCY_KEY)
+        or work.annotations.get(c.ANNOTATION_ENDPOINT_ID)
+    )
 
 
 def _old_endpoint_deadline(status: Mapping[str, Any]) -> datetime | None:
@@ -653,7 +824,6 @@ async def finalize(rt: Runtime, body: Mapping[str, Any]) -> None:
     raise DeletionBlocked while Stripe cannot be told and no force-delete is set."""
     work = Pass(rt, body, fresh=True)
     spec = work.spec
-    settings = rt.settings
     force = force_delete_requested(work.annotations)
     try:
         work.api_key = await rt.kube.read_api_key(
@@ -681,12 +851,8 @@ async def finalize(rt: Runtime, body: Mapping[str, Any]) -> None:
         )
         if spec.deletion_policy == "Orphan":
             await rt.kube.disown_secret(spec.namespace, spec.secret_name, spec.uid)
-    await rt.kube.put_receiver_entry(
-        settings.receiver_namespace,
-        settings.receiver_secret_name,
-        manifests.receiver_entry_key(spec.namespace, spec.name),
-        None,
-    )
+    assert rt.receiver is not None
+    await rt.receiver.put(manifests.receiver_entry_key(spec.namespace, spec.name), None)
     metrics.record_endpoint_status(spec.uid, None)
 
 
@@ -744,9 +910,13 @@ async def sweep_orphans(rt: Runtime, api_key: SecretValue, endpoints: list[Strip
 
 async def run_loop(rt: Runtime, namespace: str, name: str, stopped: Any) -> None:
     """Reconcile one webhook until `stopped`: at once, then after each returned delay, or
-    sooner when something wakes it (a fresh pass, rather than one from the account cache)."""
+    sooner when something wakes it (a fresh pass, rather than one from the account cache).
+
+    The first pass reads the account cache too: after a restart, one list per account checks
+    every webhook of it, where fresh passes would read each endpoint on its own."""
     wakeup = rt.wakeup(namespace, name)
-    fresh = True
+    key = (namespace, name)
+    fresh = False
     while not stopped:
         wakeup.clear()
         async with rt.lock(namespace, name):
@@ -757,7 +927,10 @@ async def run_loop(rt: Runtime, namespace: str, name: str, stopped: Any) -> None
                     "%s/%s: pass failed (%s): %s", namespace, name, type(exc).__name__, exc
                 )
                 delay = UNAVAILABLE_RETRY
-        waiter = asyncio.ensure_future(wakeup.wait())
+        # The watch events of Secrets this pass read or wrote (its own writes, above all) may
+        # come while it runs: they need no second pass.
+        wakeup.drop_seen(rt.secrets_seen.get(key, {}))
+        waiter = asyncio.ensure_future(wakeup.event.wait())
         stopper = asyncio.ensure_future(stopped.wait())
         done, pending = await asyncio.wait(
             {waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
@@ -765,3 +938,4 @@ async def run_loop(rt: Runtime, namespace: str, name: str, stopped: Any) -> None
         for task in pending:
             task.cancel()
         fresh = waiter in done
+    rt.secrets_seen.pop((namespace, name), None)
