@@ -6,6 +6,7 @@ groups without mixing their outcomes."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,18 @@ def test_insert_returns_each_new_rows_id(database: Database) -> None:
     rows = database.run_sync(unit)
     assert [outcome for _, outcome in rows] == ["first", "second", "third"]
     assert len({row_id for row_id, _ in rows}) == 3
+
+
+def test_closing_sqlite_ends_its_commit_thread(tmp_path: Path) -> None:
+    database = SqliteDatabase(tmp_path / "threads.db")
+    migrate_sync(database)
+
+    def committers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "sqlite-commit" and t.is_alive()]
+
+    before = len(committers())
+    [result] = run(database, database.run(insert_receipt("sub_t")))
+    assert result == "sub_t"
+    assert receipts(database) == ["sub_t"]
+    database.close()
+    assert len(committers()) == before
