@@ -8,7 +8,6 @@ as two transactions in one trip through the committer, with other requests' unit
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stripe_webhook_receiver import logs
 from stripe_webhook_receiver.database import DatabaseUnavailable
+from stripe_webhook_receiver.deadlines import within
 from stripe_webhook_receiver.events import (
     SUBSCRIPTION_UPDATED,
     EventError,
@@ -91,26 +91,29 @@ async def read_body(receive: Receive, limit: int, seconds: float = BODY_TIMEOUT)
     than `seconds` (a slow client cannot hold a request open) and ClientDisconnect if the
     client goes away first. Messages are read as Starlette's `Request.stream()` reads them.
     """
+    return await within(seconds, _read_body(receive, limit))
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async with asyncio.timeout(seconds):
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "http.request":
-                chunk: bytes = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge
-                more = message.get("more_body", False)
-                if not chunks and not more:
-                    # The usual case: the whole body came in one message; no copy.
-                    return chunk
-                chunks.append(chunk)
-                if not more:
-                    return b"".join(chunks)
-            elif kind == "http.disconnect":
-                raise ClientDisconnect
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            more = message.get("more_body", False)
+            if not chunks and not more:
+                # The usual case: the whole body came in one message; no copy.
+                return chunk
+            chunks.append(chunk)
+            if not more:
+                return b"".join(chunks)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
