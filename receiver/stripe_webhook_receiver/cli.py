@@ -105,6 +105,7 @@ def _serve(config: settings.Settings) -> int:
     import uvicorn
 
     from stripe_webhook_receiver.app import create_app
+    from stripe_webhook_receiver.protocol import JsonErrorProtocol
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -117,6 +118,10 @@ def _serve(config: settings.Settings) -> int:
             # On SIGTERM uvicorn stops accepting, then waits this long for in-flight requests.
             timeout_graceful_shutdown=config.graceful_timeout,
             lifespan="on",
+            # httptools (uvicorn's C parser) with the receiver's JSON answer to what it
+            # cannot parse; uvloop as the event loop.
+            http=JsonErrorProtocol,
+            loop="uvloop",
         )
     )
     server.run()

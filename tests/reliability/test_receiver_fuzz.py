@@ -99,10 +99,17 @@ def test_paths_never_reach_another_file_or_a_500(
     assert code in {"not_found", "webhook_not_found", "method_not_allowed"}
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
 def test_other_methods_on_the_webhook_path_are_405(receiver: ReceiverProcess, method: str) -> None:
     status, answer = raw(receiver, method, PATH, b"{}")
     assert assert_json_error(status, answer, {405}) == "method_not_allowed"
+
+
+@pytest.mark.parametrize("method", ["BREW", "FOO-BAR"])
+def test_a_method_http_does_not_know_is_a_json_400(receiver: ReceiverProcess, method: str) -> None:
+    # The HTTP parser refuses it before the app runs; the answer keeps the JSON error shape.
+    status, answer = raw(receiver, method, PATH, b"{}")
+    assert assert_json_error(status, answer, {400}) == "invalid_http_request"
 
 
 @settings(max_examples=trials(40, 200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
