@@ -314,15 +314,15 @@ class Kube:
             content_type=MERGE_PATCH,
         )
 
-    async def put_receiver_entry(
-        self, namespace: str, name: str, key: str, value: str | None
+    async def put_receiver_entries(
+        self, namespace: str, name: str, entries: Mapping[str, str | None]
     ) -> None:
-        """Set (base64 `value`) or remove (None) one key of the receiver's aggregated Secret.
+        """Set (base64 values) or remove (None) keys of the receiver's aggregated Secret.
 
-        A merge patch of one key is applied by the API server on its latest copy, so writers of
-        different keys never overwrite each other; a create race (409) falls back to the patch.
+        A merge patch of some keys is applied by the API server on its latest copy, so writers
+        of other keys never overwrite each other; a create race (409) falls back to the patch.
         """
-        patch = {"data": {key: value}}
+        patch = {"data": dict(entries)}
         for _attempt in range(5):
             result = await self._request(
                 "PATCH",
@@ -331,10 +331,11 @@ class Kube:
                 content_type=MERGE_PATCH,
                 missing_ok=True,
             )
-            if result is not None or value is None:
+            kept = {key: value for key, value in entries.items() if value is not None}
+            if result is not None or not kept:
                 return
             labels = {c.LABEL_MANAGED_BY: c.LABEL_MANAGED_BY_VALUE}
-            body = secret_body(namespace, name, {"labels": labels}, {key: value})
+            body = secret_body(namespace, name, {"labels": labels}, kept)
             try:
                 await self._request("POST", secret_path(namespace), json=body)
                 return

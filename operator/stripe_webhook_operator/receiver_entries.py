@@ -1,9 +1,12 @@
-"""What the receiver's aggregated Secret holds, remembered between passes.
+"""The receiver's aggregated Secret, as the operator writes it: remembered between passes,
+written in batches.
 
-That Secret carries one key per webhook, so it grows with their number: reading all of it on
-every pass of every webhook costs the API server (and the operator) N x N. One read serves
-every webhook for `ttl` seconds instead, and the operator's own writes update the copy; only
-digests of the values are kept, never the secrets they carry.
+That Secret carries one key per webhook, so it grows with their number. Reading all of it on
+every pass of every webhook cost the API server (and the operator) N x N: one read serves
+every webhook for `ttl` seconds instead, and the operator's own writes update the copy (only
+digests of the values are kept, never the secrets they carry). Writing it once per webhook
+was N x N again, and every write of that one object raced the others: the entries asked for
+while a write is in flight go together in the next one.
 """
 
 from __future__ import annotations
@@ -38,11 +41,16 @@ class ReceiverEntries:
         self._clock = clock
         self._digests: dict[str, str] = {}
         self._read_at: float | None = None
-        self._lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        # Entries waiting for the next write, and who waits for it.
+        self._pending: dict[str, str | None] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
         self.reads = 0
+        self.writes = 0
 
     async def _refresh(self) -> None:
-        async with self._lock:
+        async with self._read_lock:
             if self._read_at is not None and self._clock() - self._read_at < self._ttl:
                 return
             started = self._clock()
@@ -54,15 +62,45 @@ class ReceiverEntries:
 
     async def put(self, key: str, value: str | None) -> None:
         """Make key `key` hold `value` (base64; None removes it), writing only if it differs
-        from what the Secret held when last read or written. A removal is always written: a
-        deleted webhook's secret must not stay because the copy was old."""
-        wanted = None if value is None else _digest(value)
-        if wanted is not None:
+        from what the Secret held when last read or written; return once it is written.
+
+        A removal is always written: a deleted webhook's secret must not stay because the
+        copy was old."""
+        if value is not None:
             await self._refresh()
-            if self._digests.get(key) == wanted:
+            if self._digests.get(key) == _digest(value):
                 return
-        await self._kube.put_receiver_entry(self._namespace, self._name, key, value)
-        if wanted is None:
-            self._digests.pop(key, None)
-        else:
-            self._digests[key] = wanted
+        done = asyncio.get_running_loop().create_future()
+        self._pending[key] = value
+        self._waiters.append(done)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        await done
+
+    async def _write_all(self) -> None:
+        """Write what is pending, batch after batch, until nothing is."""
+        for _batch in range(1_000_000):
+            if not self._pending:
+                return
+            entries, waiters = self._pending, self._waiters
+            self._pending, self._waiters = {}, []
+            try:
+                await self._kube.put_receiver_entries(self._namespace, self._name, entries)
+            except asyncio.CancelledError:
+                for waiter in [*waiters, *self._waiters]:
+                    waiter.cancel()
+                raise
+            except Exception as exc:  # every waiter gets the failure as its own
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            self.writes += 1
+            for key, value in entries.items():
+                if value is None:
+                    self._digests.pop(key, None)
+                else:
+                    self._digests[key] = _digest(value)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
