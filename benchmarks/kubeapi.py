@@ -4,8 +4,10 @@ out of the API server's request totals; and the API server's own request counter
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import ssl
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,54 @@ class KubeApi:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
         answer = await self.request("GET", path)
         return list(answer["items"])
+
+    async def wait_all_ready(self, namespace: str, size: int, limit: float) -> bool:
+        """Follow the namespace's StripeWebhooks (a list, then a watch from it) until `size`
+        of them are Ready; False after `limit` seconds. A watch sees the last one turn Ready
+        when it happens, where polling would add up to its interval and list every object
+        again and again."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+        deadline = time.monotonic() + limit
+        ready: dict[str, bool] = {}
+        version = ""
+        for _round in range(10_000):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if not version:
+                listing = await self.request("GET", path)
+                ready = {item["metadata"]["name"]: is_ready(item) for item in listing["items"]}
+                version = listing["metadata"]["resourceVersion"]
+            if len(ready) == size and all(ready.values()):
+                return True
+            params = {"watch": "1", "resourceVersion": version, "timeoutSeconds": "30"}
+            self.calls += 1
+            try:
+                async with self.client.stream(
+                    "GET", path, params=params, timeout=httpx.Timeout(40.0)
+                ) as answer:
+                    answer.raise_for_status()
+                    async for line in answer.aiter_lines():
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        item = event["object"]
+                        if event["type"] == "ERROR":
+                            version = ""  # too old a version (410): list again
+                            break
+                        version = item["metadata"]["resourceVersion"]
+                        name = item["metadata"]["name"]
+                        if event["type"] == "DELETED":
+                            ready.pop(name, None)
+                        else:
+                            ready[name] = is_ready(item)
+                        if len(ready) == size and all(ready.values()):
+                            return True
+                        if time.monotonic() > deadline:
+                            return False
+            except httpx.HTTPError:
+                version = ""
+        return False
 
     async def apply_crd(self, body: dict[str, Any]) -> None:
         """Create the CRD (a parsed manifest) and wait until the API server serves it."""

@@ -39,7 +39,7 @@ import yaml
 
 from benchmarks import report
 from benchmarks.configurations import CHILD_PYTHONPATH, VENV_BIN
-from benchmarks.kubeapi import GROUP, VERSION, KubeApi, is_ready
+from benchmarks.kubeapi import GROUP, VERSION, KubeApi
 from benchmarks.processes import process_tree_peak_kib, process_tree_rss_kib
 from devstack.processes import REPO_ROOT, ManagedProcess, free_port
 
@@ -293,17 +293,6 @@ def webhook_body(namespace: str, index: int, account: int) -> dict[str, Any]:
     }
 
 
-async def wait_all_ready(stack: Stack, namespace: str, size: int, limit: float) -> bool:
-    """Poll the namespace's StripeWebhooks until all `size` are Ready; False after `limit` s."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        items = await stack.api.list_webhooks(namespace)
-        if len(items) == size and all(is_ready(item) for item in items):
-            return True
-        await asyncio.sleep(POLL)
-    return False
-
-
 async def wait_quiet(
     meter: Meter, at_least: float, limit: float, first_call_within: float = 0.0
 ) -> float | None:
@@ -353,7 +342,7 @@ async def run_round(stack: Stack, kind: str, size: int, options: Options) -> Rou
 
         sampler = asyncio.create_task(sample())
         await stack.api.create_all(namespace, bodies)
-        ready = await wait_all_ready(stack, namespace, size, options.ready_timeout)
+        ready = await stack.api.wait_all_ready(namespace, size, options.ready_timeout)
         create = await meter.stop()
         create.complete = ready
         sampler_done.set()
