@@ -144,13 +144,16 @@ class StripeGateway:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._clients: dict[str, stripe.StripeClient] = {}
-        self._http_clients: list[stripe.HTTPXClient] = []
+        # One HTTP client (connection pool, TLS context) serves every account: each of
+        # stripe-python's loads the CA bundle into a TLS context of its own, about a MiB of
+        # memory per account.
+        self._http_client: stripe.HTTPXClient | None = None
 
     async def aclose(self) -> None:
-        """Close the HTTP connections of every account's client."""
-        for http_client in self._http_clients:
-            await http_client.close_async()  # type: ignore[no-untyped-call]
-        self._http_clients.clear()
+        """Close the HTTP connections."""
+        if self._http_client is not None:
+            await self._http_client.close_async()  # type: ignore[no-untyped-call]
+        self._http_client = None
         self._clients.clear()
 
     def _client(self, api_key: SecretValue) -> stripe.StripeClient:
@@ -158,13 +161,13 @@ class StripeGateway:
         digest = hashlib.sha256(api_key.reveal().encode()).hexdigest()
         client = self._clients.get(digest)
         if client is None:
-            http_client = stripe.HTTPXClient(timeout=self._timeout)
-            self._http_clients.append(http_client)
+            if self._http_client is None:
+                self._http_client = stripe.HTTPXClient(timeout=self._timeout)
             client = stripe.StripeClient(
                 api_key.reveal(),
                 base_addresses={"api": self._api_base},
                 max_network_retries=0,
-                http_client=http_client,
+                http_client=self._http_client,
             )
             self._clients[digest] = client
         return client
