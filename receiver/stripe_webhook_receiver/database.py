@@ -290,34 +290,23 @@ class SqliteDatabase:
         group = [job for job in submitted if not job.future.done()]
         if not group:
             return
-        singles = [job for job in group if job.then is None]
         with self._lock:
             try:
                 connection = self._connect()
                 # The pairs' first units commit without a flush of their own: the second
                 # transaction's flush covers them, as the WAL is written in order.
-                firsts = await self._transaction(
-                    connection, [job.first for job in group], any(j.durable for j in singles)
-                )
-                _answer(
-                    [
-                        (job, result)
-                        for job, result in zip(group, firsts, strict=True)
-                        if job.then is None
-                    ]
-                )
-                seconds = [
-                    (job, _bind(job.then, value))
-                    for job, (ok, value) in zip(group, firsts, strict=True)
-                    if job.then is not None and ok and not job.future.done()
-                ]
-                _answer(
-                    [
-                        (job, (False, value))
-                        for job, (ok, value) in zip(group, firsts, strict=True)
-                        if job.then is not None and not ok
-                    ]
-                )
+                durable = any(job.durable for job in group if job.then is None)
+                firsts = await self._transaction(connection, [job.first for job in group], durable)
+                # Singles are answered now, and so are pairs whose first unit failed (their
+                # second never runs); the other pairs go on to the second transaction.
+                answered: list[tuple[_Job, tuple[bool, Any]]] = []
+                seconds: list[tuple[_Job, Unit[Any]]] = []
+                for job, (ok, value) in zip(group, firsts, strict=True):
+                    if job.then is None or not ok:
+                        answered.append((job, (ok, value)))
+                    elif not job.future.done():
+                        seconds.append((job, _bind(job.then, value)))
+                _answer(answered)
                 if seconds:
                     results = await self._transaction(
                         connection,
