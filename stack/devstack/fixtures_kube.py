@@ -42,8 +42,5 @@ def kube_namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator
     """A namespace created for this test alone, deleted (without waiting) afterwards."""
     stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
     name = f"t-{stem[:NAMESPACE_PREFIX_LENGTH].rstrip('-')}-{secrets.token_hex(3)}"
-    kubectl("create", "namespace", name)
-    try:
+    with kubectl.temporary_namespace(name):
         yield name
-    finally:
-        kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")

@@ -9,6 +9,7 @@ its workdir; every process it starts is stopped by PID.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -18,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -421,6 +422,15 @@ class Kubectl:
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
         return result
+
+    @contextlib.contextmanager
+    def temporary_namespace(self, name: str) -> Iterator[str]:
+        """Create namespace `name` for the `with` block; delete it (without waiting) after."""
+        self("create", "namespace", name)
+        try:
+            yield name
+        finally:
+            self("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
     def as_service_account(self, namespace: str, name: str, kubeconfig: Path) -> Kubectl:
         """Write `kubeconfig` authenticating with a token of ServiceAccount `namespace/name`

@@ -119,11 +119,8 @@ def _peers(kubectl: Kubectl) -> dict[str, Any]:
 def journey_namespace(kubectl: Kubectl) -> Iterator[str]:
     """A namespace for the journey's StripeWebhook, deleted (without waiting) afterwards."""
     name = f"t-operator-rbac-{secrets.token_hex(3)}"
-    kubectl("create", "namespace", name)
-    try:
+    with kubectl.temporary_namespace(name):
         yield name
-    finally:
-        kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
 @dataclass(frozen=True)
