@@ -26,8 +26,8 @@ import psycopg
 
 from benchmarks.events import PoolSpec
 from benchmarks.processes import process_tree_rss_kib
-from devstack.postgres import PostgresServer
 from devstack.processes import REPO_ROOT, ManagedProcess, StackError, free_port, port_open
+from devstack.services.postgres import PostgresServer
 
 NAMESPACE = "bench"
 NAME = "shop"

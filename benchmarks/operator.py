@@ -113,7 +113,7 @@ class Stack:
     """The control plane, the Stripe emulator and the clients to both."""
 
     def __init__(self, workdir: Path) -> None:
-        from devstack.kube import ControlPlane
+        from devstack.cluster.control_plane import ControlPlane
         from devstack.stripe_emulator.launcher import EmulatorProcess
 
         self.workdir = workdir

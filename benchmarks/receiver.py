@@ -55,8 +55,8 @@ from benchmarks.loadgen import result_from_json
 from benchmarks.measurements import LoadResult, Spread, ratio
 from benchmarks.profiles import top_functions
 from benchmarks.wrk import run_wrk
-from devstack.postgres import PostgresServer
 from devstack.processes import REPO_ROOT, StackError
+from devstack.services.postgres import PostgresServer
 
 SECTION = "receiver"
 WARMUP_SECONDS = 1.0
@@ -329,7 +329,7 @@ def postgres_note(server: PostgresServer) -> str:
         fsync = connection.execute("SHOW fsync").fetchone()
         synchronous = connection.execute("SHOW synchronous_commit").fetchone()
     return (
-        f"PostgreSQL runs as the local stack starts it (stack/devstack/postgres.py): "
+        f"PostgreSQL runs as the local stack starts it (stack/devstack/services/postgres.py): "
         f"fsync={fsync[0] if fsync else '?'}, "
         f"synchronous_commit={synchronous[0] if synchronous else '?'}. With fsync off, (5) does "
         "not pay for durable commits, while (2) and (4) do (SQLite WAL, synchronous=FULL)."

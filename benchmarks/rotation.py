@@ -44,9 +44,10 @@ from tests.rotation.scenario import RATE, finish, prepare, request_rotation, wai
 from tests.rotation.tally import Tally
 
 from benchmarks import report
-from devstack.fixtures_stripe import StripeTarget
-from devstack.kube import ControlPlane, Kubectl
+from devstack.cluster.control_plane import ControlPlane
+from devstack.cluster.kubectl import Kubectl
 from devstack.processes import REPO_ROOT
+from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 
 SECTION = "rotation"

@@ -5,7 +5,7 @@ need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v wrk >/dev/null || need+=(wrk)
 command -v npm >/dev/null || need+=(npm)
-# `ip` (network namespaces for the multi-replica handshake test, devstack.netns).
+# `ip` (network namespaces for the multi-replica handshake test, devstack.node.netns).
 command -v ip >/dev/null || need+=(iproute2)
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

@@ -2,7 +2,7 @@
 STRIPE_TEST_API_KEY). Each component's fixtures live beside its launcher in stack/devstack."""
 
 pytest_plugins = [
-    "devstack.fixtures_kube",
-    "devstack.fixtures_services",
-    "devstack.fixtures_stripe",
+    "devstack.cluster.fixtures",
+    "devstack.services.fixtures",
+    "devstack.stripe_emulator.fixtures",
 ]

@@ -35,7 +35,9 @@ import httpx
 import stripe
 import yaml
 
-from devstack.kube import ControlPlane, Kubectl
+from devstack.cluster.control_plane import ControlPlane
+from devstack.cluster.kubectl import Kubectl
+from devstack.node.projector import SecretProjector
 from devstack.processes import (
     REPO_ROOT,
     TOOLS_BIN,
@@ -45,7 +47,6 @@ from devstack.processes import (
     pid_running,
     tool,
 )
-from devstack.projector import SecretProjector
 from devstack.stripe_emulator.launcher import EmulatorProcess
 
 T = TypeVar("T")

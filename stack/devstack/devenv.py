@@ -172,10 +172,10 @@ def up(directory: Path | None = None) -> int:
 
 def _start_all(directory: Path, state: StackState) -> dict[str, str]:
     # Imported here so that `down` works even while a component's module is broken.
-    from devstack.kube import ControlPlane
-    from devstack.postgres import SHUTDOWN_SIGNALS, PostgresServer
+    from devstack.cluster.control_plane import ControlPlane
+    from devstack.services.postgres import SHUTDOWN_SIGNALS, PostgresServer
+    from devstack.services.stripe_mock import StripeMock
     from devstack.stripe_emulator.launcher import EmulatorProcess
-    from devstack.stripe_mock import StripeMock
 
     plane = ControlPlane(directory / "kube")
     _start(state, "control-plane", plane.start, plane.pids)

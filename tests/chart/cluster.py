@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack.kube import Kubectl
+from devstack.cluster.kubectl import Kubectl
 from tests.chart.rendering import Manifest
 
 SERVICE_MONITOR_CRD = Path(__file__).parent / "servicemonitor-crd.yaml"

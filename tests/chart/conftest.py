@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.kube import Cluster, Kubectl
+from devstack.cluster.kubectl import Cluster, Kubectl
 from tests.chart.cluster import CRD, Release, adopt
 from tests.chart.rendering import CHART_DIR, RELEASE, helm, values_args
 

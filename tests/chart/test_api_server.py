@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from devstack.kube import Kubectl, KubectlError
+from devstack.cluster.kubectl import Kubectl, KubectlError
 from tests.chart.cluster import CRD, SERVICE_MONITOR_CRD, apply_crds, dry_run
 from tests.chart.rendering import VALUES_FILES, render
 

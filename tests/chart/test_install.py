@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kube import Kubectl
+from devstack.cluster.kubectl import Kubectl
 from tests.chart.cluster import CLUSTER_SCOPED, Release
 from tests.chart.rendering import RELEASE, Manifest, helm
 

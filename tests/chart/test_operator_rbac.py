@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from devstack.kube import Cluster, Kubectl, KubectlError
+from devstack.cluster.kubectl import Cluster, Kubectl, KubectlError
 from devstack.processes import REPO_ROOT, ManagedProcess, free_port
 from stripe_webhook_operator import constants as c
 from tests.chart.cluster import Release

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.kube import Cluster, Kubectl
+from devstack.cluster.kubectl import Cluster, Kubectl
 from devstack.processes import REPO_ROOT
 from tests.operator.operator_process import OperatorProcess, apply_crd
 from tests.receiver.server import ReceiverProcess

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import stripe
 
-from devstack.kube import Cluster, Kubectl
+from devstack.cluster.kubectl import Cluster, Kubectl
 from stripe_webhook_operator import constants as c
 from tests.operator.operator_process import (
     OperatorProcess,

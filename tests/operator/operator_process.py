@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from devstack.kube import Kubectl
+from devstack.cluster.kubectl import Kubectl
 from devstack.processes import REPO_ROOT, ManagedProcess, free_port
 
 OPERATOR_BIN = REPO_ROOT / ".venv" / "bin" / "stripe-webhook-operator"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devstack.kube import Kubectl
+from devstack.cluster.kubectl import Kubectl
 
 
 def peering_crd(kind: str, plural: str, scope: str) -> dict[str, Any]:

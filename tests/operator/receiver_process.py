@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from devstack.node.projector import SecretProjector
 from devstack.processes import REPO_ROOT, ManagedProcess, free_port
-from devstack.projector import SecretProjector
 
 RECEIVER_BIN = REPO_ROOT / ".venv" / "bin" / "stripe-webhook-receiver"
 

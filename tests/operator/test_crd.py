@@ -16,7 +16,7 @@ import pytest
 import stripe
 import yaml
 
-from devstack.kube import Kubectl
+from devstack.cluster.kubectl import Kubectl
 from stripe_webhook_operator import constants
 from tests.operator.operator_process import get_json
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from devstack.kube import Kubectl
+from devstack.cluster.kubectl import Kubectl
 from devstack.processes import ManagedProcess, wait_until
 from stripe_webhook_operator import constants, plugin
 from tests.operator.conftest import Scene

@@ -3,7 +3,7 @@ asks every ready address of the receiver Service's EndpointSlices and enables a 
 only once each of them lists the new secret's fingerprint.
 
 The API server refuses loopback addresses in EndpointSlices, so this module runs its whole
-stack in a private network namespace (devstack.netns) whose only interface is its own `lo`:
+stack in a private network namespace (devstack.node.netns) whose only interface is its own `lo`:
 a control plane, the Stripe emulator and the operator on that namespace's 127.0.0.1, and two
 real receivers, each on an extra address of that `lo` (10.251.0.2, 10.251.0.3) and each fed
 by its own Secret projector. The test publishes the receiver Service's EndpointSlice as the
@@ -24,11 +24,12 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.fixtures_stripe import StripeTarget
-from devstack.kube import ControlPlane, Kubectl
-from devstack.netns import NetworkNamespace
+from devstack.cluster.control_plane import ControlPlane
+from devstack.cluster.kubectl import Kubectl
+from devstack.node.netns import NetworkNamespace
+from devstack.node.projector import SecretProjector
 from devstack.processes import REPO_ROOT, ManagedProcess, wait_until
-from devstack.projector import SecretProjector
+from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 from stripe_webhook_operator import constants as c
 from tests.operator.conftest import RECEIVER_SECRET
@@ -51,7 +52,7 @@ NAMESPACE = "billing"
 SERVICE = "receiver"
 # Every replica listens on the same port, as the Pods behind one Service do.
 RECEIVER_PORT = 8000
-# Private-range /32s on the namespace's own `lo`; see devstack.netns for why they reach nothing.
+# Private-range /32s on the namespace's own `lo`; devstack.node.netns says why they reach nothing.
 REPLICA_ADDRESSES = ("10.251.0.2", "10.251.0.3")
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.fixtures_stripe import StripeTarget
 from devstack.processes import wait_until
+from devstack.stripe_emulator.fixtures import StripeTarget
 from stripe_webhook_receiver.subscribers import rfc3339
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.server import ReceiverProcess

@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from devstack.postgres import PostgresServer
+from devstack.services.postgres import PostgresServer
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.payloads import signed, subscription_event
 from tests.receiver.server import ReceiverProcess

@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.fixtures_stripe import StripeTarget
-from devstack.kube import Cluster, ControlPlane, Kubectl
+from devstack.cluster.control_plane import ControlPlane
+from devstack.cluster.kubectl import Cluster, Kubectl
 from devstack.processes import ManagedProcess
+from devstack.stripe_emulator.fixtures import StripeTarget
 from tests.operator.conftest import RECEIVER_SECRET, Scene
 from tests.operator.operator_process import (
     OperatorProcess,

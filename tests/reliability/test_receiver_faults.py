@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.fixtures_stripe import StripeTarget
-from devstack.postgres import PostgresServer
+from devstack.services.postgres import PostgresServer
+from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 from tests.receiver.layout import project
 from tests.receiver.server import ReceiverProcess

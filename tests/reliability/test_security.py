@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.kube import Cluster
+from devstack.cluster.kubectl import Cluster
 from stripe_webhook_operator import constants as c
 from stripe_webhook_receiver.signing import sign
 from tests.operator.conftest import RECEIVER_SECRET, Scene, ready_webhook

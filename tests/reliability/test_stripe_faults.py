@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devstack.fixtures_stripe import StripeTarget
+from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 from stripe_webhook_operator import manifests
 from tests.operator.conftest import Scene

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from devstack.fixtures_stripe import StripeTarget
+from devstack.stripe_emulator.fixtures import StripeTarget
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.server import ReceiverProcess
 

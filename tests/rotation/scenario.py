@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from devstack.projector import SecretProjector
+from devstack.node.projector import SecretProjector
 from stripe_webhook_operator import constants as c
 from tests.operator.conftest import RECEIVER_SECRET, Scene, ready_webhook
 from tests.operator.operator_process import OperatorProcess, poll, webhook_manifest

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config, watch
 
-from devstack.kube import Cluster, ControlPlane, Kubectl
+from devstack.cluster.control_plane import ControlPlane
+from devstack.cluster.kubectl import Cluster, Kubectl
 from devstack.processes import REPO_ROOT, wait_until
 from stripe_webhook_operator import constants
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devstack.postgres import PostgresServer
+from devstack.services.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

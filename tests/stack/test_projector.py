@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kube import Cluster, Kubectl
+from devstack.cluster.kubectl import Cluster, Kubectl
+from devstack.node.projector import SecretProjector, project
 from devstack.processes import wait_until
-from devstack.projector import SecretProjector, project
 
 TIMESTAMPED = re.compile(r"^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d{9}$")
 FOLLOW_TIMEOUT = 10.0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kube import Kubectl
+from devstack.cluster.kubectl import Kubectl
 from devstack.processes import wait_until
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import stripe
 
-from devstack.fixtures_stripe import StripeTarget
+from devstack.stripe_emulator.fixtures import StripeTarget
 
 pytestmark = pytest.mark.integration
 

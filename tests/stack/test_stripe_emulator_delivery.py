@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from devstack.fixtures_stripe import StripeTarget
 from devstack.processes import free_port
+from devstack.stripe_emulator.fixtures import StripeTarget
 
 pytestmark = pytest.mark.integration
 

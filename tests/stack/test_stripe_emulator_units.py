@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from devstack.fixtures_stripe import STRIPE_API, EmulatorOnly, StripeTarget
 from devstack.stripe_emulator import versions
 from devstack.stripe_emulator.errors import StripeError
+from devstack.stripe_emulator.fixtures import STRIPE_API, EmulatorOnly, StripeTarget
 from devstack.stripe_emulator.forms import parse_form
 from devstack.stripe_emulator.limiter import TokenBucket
 from devstack.stripe_emulator.signing import signature_header

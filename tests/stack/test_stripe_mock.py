@@ -6,7 +6,7 @@ import httpx
 import pytest
 import stripe
 
-from devstack.stripe_mock import StripeMock
+from devstack.services.stripe_mock import StripeMock
 
 pytestmark = pytest.mark.integration
 

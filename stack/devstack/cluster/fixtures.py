@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kube import Cluster, ControlPlane, ExternalCluster, Kubectl
+from devstack.cluster.control_plane import ControlPlane
+from devstack.cluster.kubectl import Cluster, ExternalCluster, Kubectl
 
 # A namespace name is a DNS label: at most 63 characters.
 NAMESPACE_PREFIX_LENGTH = 40

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.postgres import PostgresServer
-from devstack.stripe_mock import StripeMock
+from devstack.services.postgres import PostgresServer
+from devstack.services.stripe_mock import StripeMock
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ A reader that opens `target/<key>` sees either the old or the new set of files, 
 A missing Secret projects as an empty set, as for a volume marked `optional: true`.
 
 Run as a watch:
-`python -m devstack.projector --kubeconfig K --namespace N --secret S --target-dir D`.
+`python -m devstack.node.projector --kubeconfig K --namespace N --secret S --target-dir D`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ START_TIMEOUT = 30.0
 RETRY_DELAY = 0.5
 WATCH_SECONDS = 60
 
-log = logging.getLogger("devstack.projector")
+log = logging.getLogger("devstack.node.projector")
 
 
 def project(target_dir: Path, data: Mapping[str, bytes]) -> bool:
@@ -176,7 +176,7 @@ class SecretProjector:
         argv = [
             sys.executable,
             "-m",
-            "devstack.projector",
+            "devstack.node.projector",
             "--kubeconfig",
             str(self.kubeconfig),
             "--namespace",
@@ -213,7 +213,7 @@ class SecretProjector:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line of the watch process."""
-    parser = argparse.ArgumentParser(prog="python -m devstack.projector", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.node.projector", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--secret", required=True)
