@@ -16,6 +16,8 @@ export CGO_ENABLED := 0
 K8S_VERSION := v1.36.3
 HELM_VERSION := v4.3.1
 STRIPE_MOCK_VERSION := v0.203.0
+COREDNS_VERSION := v1.15.0
+LOCAL_PATH_VERSION := v0.0.30
 
 K8S_LDFLAGS := -s -w $(foreach p,k8s.io/client-go/pkg/version k8s.io/component-base/version,\
   -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=36 \
@@ -37,11 +39,15 @@ $(VENV)/.stamp: pyproject.toml requirements/dev.lock
 .PHONY: venv
 venv: $(VENV)/.stamp ## Create the virtual environment (.venv) from the pinned lock.
 
-$(TOOLS)/kube-apiserver $(TOOLS)/kube-controller-manager $(TOOLS)/kubectl &: stack/go/kubernetes/go.mod stack/go/kubernetes/go.sum
+K8S_COMMANDS := kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy
+K8S_TOOLS := $(addprefix $(TOOLS)/,$(K8S_COMMANDS))
+
+# One `go build` for all six, so the packages they share compile once.
+$(K8S_TOOLS) &: stack/go/kubernetes/go.mod stack/go/kubernetes/go.sum
 	@mkdir -p $(TOOLS)
 	cd stack/go/kubernetes && go build -trimpath -ldflags '$(K8S_LDFLAGS)' -o $(CURDIR)/$(TOOLS)/ \
-	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
-	@touch $(TOOLS)/kube-apiserver $(TOOLS)/kube-controller-manager $(TOOLS)/kubectl
+	  $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMMANDS))
+	@touch $(K8S_TOOLS)
 
 $(TOOLS)/etcd: stack/go/etcd/go.mod stack/go/etcd/go.sum stack/go/etcd/main.go
 	@mkdir -p $(TOOLS)
@@ -59,11 +65,25 @@ $(TOOLS)/stripe-mock: Makefile
 	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath -ldflags '-s -w' github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 	@touch $@
 
+# Cluster DNS of the local node, packaged as a static image by stack/devstack/image.
+$(TOOLS)/coredns: Makefile
+	@mkdir -p $(TOOLS)
+	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
+	@touch $@
+
+# The node's default StorageClass provisioner (the one kind ships).
+$(TOOLS)/local-path-provisioner: Makefile
+	@mkdir -p $(TOOLS)
+	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath -ldflags '-s -w' github.com/rancher/local-path-provisioner@$(LOCAL_PATH_VERSION)
+	@touch $@
+
+GO_TOOLS := $(K8S_TOOLS) $(TOOLS)/etcd $(TOOLS)/helm $(TOOLS)/stripe-mock $(TOOLS)/coredns $(TOOLS)/local-path-provisioner
+
 .PHONY: tools
-tools: $(TOOLS)/kube-apiserver $(TOOLS)/kube-controller-manager $(TOOLS)/kubectl $(TOOLS)/etcd $(TOOLS)/helm $(TOOLS)/stripe-mock ## Build the Go tools into .tools/bin.
+tools: $(GO_TOOLS) ## Build the Go tools into .tools/bin.
 
 .PHONY: system-packages
-system-packages: ## Install the Debian packages the stack needs (PostgreSQL, wrk, npm, iproute2).
+system-packages: ## Install the Debian packages the stack needs (PostgreSQL, containerd, buildah, ...).
 	@stack/install-system-packages.sh
 
 tests/receiver/js/node_modules/.stamp: tests/receiver/js/package.json tests/receiver/js/package-lock.json
@@ -73,8 +93,14 @@ tests/receiver/js/node_modules/.stamp: tests/receiver/js/package.json tests/rece
 .PHONY: node
 node: tests/receiver/js/node_modules/.stamp
 
+# The node's images (the project's from its Dockerfile); each rebuilt only when its inputs
+# changed (stack/devstack/image keeps a key per image).
+.PHONY: image
+image: venv tools system-packages ## Build the project's image and the node's images (no registry).
+	$(PY) -m devstack.image
+
 .PHONY: install
-install: venv tools system-packages node ## Everything the suite and the demo need.
+install: venv tools system-packages node image ## Everything the suite and the demo need.
 
 # --- running ------------------------------------------------------------------------------
 

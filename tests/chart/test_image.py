@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from devstack.image.images import BASE_IMAGE
 from devstack.processes import REPO_ROOT
 from tests.chart.rendering import CHART_DIR
 
@@ -52,11 +53,19 @@ def test_image_installs_the_runtime_lock_at_dev_lock_versions() -> None:
     assert "requirements/runtime.lock" in DOCKERFILE.read_text()
 
 
-def test_image_base_is_pinned_python_311_slim() -> None:
-    bases = re.findall(r"^FROM (\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+def test_image_base_defaults_to_the_pinned_official_python_311_slim() -> None:
+    text = DOCKERFILE.read_text()
+    (default,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", default), default
+    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
     assert bases
-    for base in bases:
-        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), base
+    assert set(bases) == {"${BASE_IMAGE}"}
+
+
+def test_local_base_has_a_local_name_never_the_official_one() -> None:
+    # The base made here from Debian's packages must not pass for the official image.
+    assert BASE_IMAGE.startswith("localhost/")
+    assert not BASE_IMAGE.split("/", 1)[1].startswith(("python:", "library/python"))
 
 
 def test_chart_image_values_point_at_this_image() -> None:
