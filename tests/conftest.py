@@ -5,4 +5,6 @@ pytest_plugins = [
     "devstack.cluster.fixtures",
     "devstack.services.fixtures",
     "devstack.stripe_emulator.fixtures",
+    # After the emulator's: it builds on them.
+    "devstack.node.fixtures",
 ]

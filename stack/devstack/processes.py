@@ -20,6 +20,15 @@ class StackError(RuntimeError):
     """A local-stack component failed to build, start or become ready."""
 
 
+def stack_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment in which `python -m devstack...` works: stack/ first on PYTHONPATH."""
+    env = dict(os.environ if base is None else base)
+    stack = str(REPO_ROOT / "stack")
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != stack]
+    env["PYTHONPATH"] = os.pathsep.join([stack, *paths])
+    return env
+
+
 def tool(name: str) -> Path:
     """Return the path of a binary built by `make tools`, or explain how to build it."""
     path = TOOLS_BIN / name

@@ -1,5 +1,11 @@
-"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver with RBAC, and
-kube-controller-manager running only the garbage-collector and namespace controllers.
+"""A real Kubernetes control plane: etcd, kube-apiserver with RBAC, kube-controller-manager.
+
+Alone (no node), everything listens on 127.0.0.1 and the controller manager runs only the
+garbage-collector and namespace controllers: nothing in a Pod ever runs, and it starts fast.
+For a node (`node=NodeAddresses(...)`, started from inside the node's network namespace by
+devstack.node.cluster) it serves the node's address, adds kube-scheduler and the controllers
+a workload needs, and the API server authorizes kubelets (Node authorizer, NodeRestriction)
+and reaches them for logs and exec.
 
 Started the way controller-runtime's envtest starts one (its own CA, a client certificate in
 `system:masters`, ServiceAccount signing keys, free ports), so that the suite, `make dev-up`
@@ -30,8 +36,41 @@ LOOPBACK = "127.0.0.1"
 SERVING_HOSTS = ("127.0.0.1", "localhost")
 # The issuer only names the token signer; nothing ever fetches it.
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-# Cluster IPs handed to Services; they are never bound or routed, only recorded.
+# Cluster IPs handed to Services. Without a node they are only recorded; on the node kube-proxy
+# routes them inside its network namespace. The first is the `kubernetes` Service's.
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+KUBERNETES_SERVICE_NAMES = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+# Inside the node's own network namespace every port is the stack's: fixed ones, as a
+# cluster uses.
+NODE_APISERVER_PORT = 6443
+# What a workload on the node needs: Deployments and their ReplicaSets, Service endpoints,
+# ServiceAccounts with their tokens and CA, volumes bound to claims, PodDisruptionBudgets,
+# node health, and clean-up of what was deleted.
+NODE_CONTROLLERS = (
+    "garbage-collector-controller",
+    "namespace-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "persistentvolume-binder-controller",
+    "persistentvolumeclaim-protection-controller",
+    "persistentvolume-protection-controller",
+    "node-lifecycle-controller",
+    "pod-garbage-collector-controller",
+    "disruption-controller",
+    "clusterrole-aggregation-controller",
+)
 ADMIN_USER = "devstack-admin"
 READY_TIMEOUT = 60.0
 # How many times start() picks fresh ports after a port taken between probe and bind.
@@ -51,9 +90,19 @@ rules:
 
 
 @dataclass(frozen=True)
-class Pki:
-    """Paths of the PEM files the control plane's components read."""
+class NodeAddresses:
+    """Where a control plane that serves a node listens: the node's own address, inside the
+    node's network namespace (devstack.node.network)."""
 
+    node_ip: str
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The cluster's CA and the PEM files the control plane's components read."""
+
+    directory: Path
+    ca: CertificateAuthority
     ca_cert: Path
     serving_cert: Path
     serving_key: Path
@@ -65,11 +114,11 @@ class Pki:
     service_account_key: Path
 
     @classmethod
-    def create(cls, directory: Path) -> Pki:
+    def create(cls, directory: Path, serving_hosts: Sequence[str] = SERVING_HOSTS) -> Pki:
         """Make a fresh CA and every certificate and key the control plane needs."""
         ca = CertificateAuthority("devstack-ca")
         ca_cert, _ = ca.key_pair.write(directory, "ca")
-        serving = ca.issue("kube-apiserver", hosts=SERVING_HOSTS, server=True)
+        serving = ca.issue("kube-apiserver", hosts=serving_hosts, server=True)
         serving_cert, serving_key = serving.write(directory, "serving")
         admin = ca.issue(ADMIN_USER, organizations=["system:masters"], client=True)
         admin_cert, admin_key = admin.write(directory, "admin")
@@ -79,6 +128,8 @@ class Pki:
         manager_cert, manager_key = manager.write(directory, "controller-manager")
         sa_public, sa_key = signing_key_pair().write(directory, "service-account", ".pub")
         return cls(
+            directory=directory,
+            ca=ca,
             ca_cert=ca_cert,
             serving_cert=serving_cert,
             serving_key=serving_key,
@@ -90,12 +141,28 @@ class Pki:
             service_account_key=sa_key,
         )
 
+    def client(self, stem: str, user: str, groups: Sequence[str] = ()) -> tuple[Path, Path]:
+        """Issue a client certificate for `user` in `groups`; return (cert, key) paths."""
+        pair = self.ca.issue(user, organizations=groups, client=True)
+        return pair.write(self.directory, stem)
+
+    def server(self, stem: str, name: str, hosts: Sequence[str]) -> tuple[Path, Path]:
+        """Issue a serving certificate for `hosts`; return (cert, key) paths."""
+        return self.ca.issue(name, hosts=hosts, server=True).write(self.directory, stem)
+
 
 class ControlPlane:
-    """etcd + kube-apiserver + kube-controller-manager, all on 127.0.0.1 free ports."""
+    """etcd + kube-apiserver + kube-controller-manager, all on 127.0.0.1 free ports; with
+    `node`, also kube-scheduler, the API server on the node's address."""
 
-    def __init__(self, workdir: Path, apiserver_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        apiserver_args: Sequence[str] = (),
+        node: NodeAddresses | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.node = node
         self.kubeconfig = workdir / "kubeconfig"
         self.server = ""
         self.etcd_url = ""
@@ -126,7 +193,7 @@ class ControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for home in ("home", "tmp"):
             (self.workdir / home).mkdir(exist_ok=True)
-        self._pki = Pki.create(self.workdir / "pki")
+        self._pki = Pki.create(self.workdir / "pki", self._serving_hosts())
         self._context = None
         for attempt in range(1, PORT_ATTEMPTS + 1):
             try:
@@ -144,6 +211,18 @@ class ControlPlane:
         self.start_seconds = time.monotonic() - began
         return self
 
+    @property
+    def pki(self) -> Pki:
+        """The cluster's CA and certificates (a node issues its own from it)."""
+        if self._pki is None:
+            raise StackError("the control plane was never started")
+        return self._pki
+
+    def _serving_hosts(self) -> tuple[str, ...]:
+        if self.node is None:
+            return SERVING_HOSTS
+        return (*SERVING_HOSTS, self.node.node_ip, KUBERNETES_SERVICE_IP, *KUBERNETES_SERVICE_NAMES)
+
     def stop(self) -> None:
         """Stop every process by PID, newest first, and drop etcd's data (logs stay)."""
         for process in reversed(self._processes):
@@ -156,15 +235,27 @@ class ControlPlane:
     def _launch(self) -> None:
         assert self._pki is not None
         etcd_url = self.etcd_url = self._start_etcd()
-        apiserver_port = free_port()
-        self.server = f"https://{LOOPBACK}:{apiserver_port}"
+        if self.node is None:
+            apiserver_port = free_port()
+            self.server = f"https://{LOOPBACK}:{apiserver_port}"
+        else:
+            apiserver_port = NODE_APISERVER_PORT
+            self.server = f"https://{self.node.node_ip}:{apiserver_port}"
         self._write_kubeconfig(self.kubeconfig, self._pki.admin_cert, self._pki.admin_key)
         self._start_apiserver(etcd_url, apiserver_port)
         self._wait("kube-apiserver /readyz", lambda: self._get("/readyz") == "ok")
         # Only now: the controller manager gives up if the API server is not healthy within
         # 10 s, which a loaded machine can exceed.
         manager_port = self._start_controller_manager()
-        self._create_default_service_account()
+        if self.node is None:
+            # The node's ServiceAccount controller makes it there.
+            self._create_default_service_account()
+        else:
+            scheduler_port = self._start_scheduler()
+            self._wait(
+                "kube-scheduler /healthz",
+                lambda: self._get("/healthz", f"https://{LOOPBACK}:{scheduler_port}") == "ok",
+            )
         self._wait(
             "kube-controller-manager /healthz",
             lambda: self._get("/healthz", f"https://{LOOPBACK}:{manager_port}") == "ok",
@@ -228,8 +319,6 @@ class ControlPlane:
             [
                 str(tool("kube-apiserver")),
                 f"--etcd-servers={etcd_url}",
-                f"--bind-address={LOOPBACK}",
-                f"--advertise-address={LOOPBACK}",
                 f"--secure-port={port}",
                 f"--cert-dir={self.workdir / 'pki'}",
                 f"--tls-cert-file={pki.serving_cert}",
@@ -239,16 +328,11 @@ class ControlPlane:
                 f"--service-account-signing-key-file={pki.service_account_key}",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                "--authorization-mode=RBAC",
-                # No kubelet runs here, so Pods never mount a token; and the controller that
-                # creates each namespace's `default` ServiceAccount is not run either.
-                "--disable-admission-plugins=ServiceAccount",
-                # As hardened clusters do: setting blockOwnerDeletion needs update on the
-                # owner's finalizers, so a chart lacking that grant fails here too.
-                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
-                # Endpoints may not hold a loopback address: the reconciler would only log
-                # errors trying to publish 127.0.0.1 for the `kubernetes` Service.
-                "--endpoint-reconciler-type=none",
+                *(
+                    self._apiserver_alone_args()
+                    if self.node is None
+                    else self._apiserver_node_args()
+                ),
                 "--allow-privileged=true",
                 "--profiling=false",
                 f"--audit-policy-file={policy}",
@@ -256,6 +340,42 @@ class ControlPlane:
                 *self._apiserver_args,
             ],
         )
+
+    @staticmethod
+    def _apiserver_alone_args() -> list[str]:
+        return [
+            f"--bind-address={LOOPBACK}",
+            f"--advertise-address={LOOPBACK}",
+            "--authorization-mode=RBAC",
+            # No kubelet runs here, so Pods never mount a token; and the controller that
+            # creates each namespace's `default` ServiceAccount is not run either.
+            "--disable-admission-plugins=ServiceAccount",
+            # As hardened clusters do: setting blockOwnerDeletion needs update on the
+            # owner's finalizers, so a chart lacking that grant fails here too.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+            # Endpoints may not hold a loopback address: the reconciler would only log
+            # errors trying to publish 127.0.0.1 for the `kubernetes` Service.
+            "--endpoint-reconciler-type=none",
+        ]
+
+    def _apiserver_node_args(self) -> list[str]:
+        assert self.node is not None
+        kubelet_cert, kubelet_key = self.pki.client(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
+        )
+        return [
+            f"--bind-address={self.node.node_ip}",
+            f"--advertise-address={self.node.node_ip}",
+            # A kubelet may read and write only what its own Pods need.
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
+            # Logs, exec and port-forward: the API server dials the kubelet by the node's
+            # address (no DNS knows the node's name) and checks its certificate.
+            f"--kubelet-client-certificate={kubelet_cert}",
+            f"--kubelet-client-key={kubelet_key}",
+            f"--kubelet-certificate-authority={self.pki.ca_cert}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
 
     def _start_controller_manager(self) -> int:
         assert self._pki is not None
@@ -268,12 +388,47 @@ class ControlPlane:
             [
                 str(tool("kube-controller-manager")),
                 f"--kubeconfig={kubeconfig}",
-                "--controllers=garbagecollector,namespace",
+                *self._controller_manager_node_args(),
                 f"--bind-address={LOOPBACK}",
                 f"--secure-port={port}",
                 f"--cert-dir={self.workdir / 'pki'}",
                 f"--tls-cert-file={pki.serving_cert}",
                 f"--tls-private-key-file={pki.serving_key}",
+                "--leader-elect=false",
+                "--profiling=false",
+            ],
+        )
+        return port
+
+    def _controller_manager_node_args(self) -> list[str]:
+        if self.node is None:
+            return ["--controllers=garbagecollector,namespace"]
+        return [
+            f"--controllers={','.join(NODE_CONTROLLERS)}",
+            # Tokens of ServiceAccount Secrets are signed with it; Pods' projected tokens
+            # carry this CA (the kube-root-ca.crt ConfigMap of every namespace).
+            f"--service-account-private-key-file={self.pki.service_account_key}",
+            f"--root-ca-file={self.pki.ca_cert}",
+        ]
+
+    def _start_scheduler(self) -> int:
+        """kube-scheduler, on the node's control plane only: Pods of Deployments need it."""
+        cert, key = self.pki.client("scheduler", "system:kube-scheduler")
+        kubeconfig = self.workdir / "scheduler.kubeconfig"
+        self._write_kubeconfig(kubeconfig, cert, key)
+        port = free_port()
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(tool("kube-scheduler")),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={port}",
+                f"--cert-dir={self.workdir / 'pki'}",
+                f"--tls-cert-file={self.pki.serving_cert}",
+                f"--tls-private-key-file={self.pki.serving_key}",
                 "--leader-elect=false",
                 "--profiling=false",
             ],

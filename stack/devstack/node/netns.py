@@ -125,13 +125,39 @@ class NetworkNamespace:
         return [str(link["ifname"]) for link in links]
 
     def check_private(self) -> None:
-        """Raise unless `lo` is the namespace's only interface (nothing links it elsewhere)."""
-        found = self.interfaces()
-        if found != ["lo"]:
+        """Raise unless every interface is `lo` or a bridge without ports (nothing links the
+        namespace to anywhere else)."""
+        links = json.loads(_ip("-n", self.name, "-json", "-details", "link", "show"))
+        foreign = [
+            str(link["ifname"])
+            for link in links
+            if link["ifname"] != "lo"
+            and (link.get("linkinfo", {}).get("info_kind") != "bridge" or "master" in link)
+        ]
+        if foreign:
             raise StackError(
-                f"Network namespace {self.name} has interfaces {found}; it must have `lo` only, "
-                "so that nothing inside is reachable from outside."
+                f"Network namespace {self.name} has interfaces {foreign}; it must have only `lo` "
+                "and bridges without ports, so that nothing inside is reachable from outside."
             )
+
+    def add_stub(self, name: str, address: str, routes: Sequence[str] = ()) -> None:
+        """Give the namespace an interface with no way out (a bridge without ports: what it
+        is given to send goes nowhere) holding `address` (/32), with `routes` (CIDRs) through
+        it: a packet for them has a source address and a route, and is only ever delivered
+        if the namespace's own iptables rewrite it to an address that exists inside. (This
+        machine's kernel has no `dummy` interfaces.)"""
+        _ip("-n", self.name, "link", "add", name, "type", "bridge")
+        _ip("-n", self.name, "address", "add", f"{address}/32", "dev", name)
+        _ip("-n", self.name, "link", "set", name, "up")
+        for route in routes:
+            _ip("-n", self.name, "route", "add", route, "dev", name)
+        self.check_private()
+
+    def set_sysctl(self, name: str, value: str) -> None:
+        """Set a network sysctl (`net/...`) of this namespace only."""
+        if not name.startswith("net/"):
+            raise StackError(f"Sysctl {name} is not per network namespace; only net/ ones are.")
+        _ip("netns", "exec", self.name, "sysctl", "-q", "-w", f"{name.replace('/', '.')}={value}")
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[NetworkNamespace]:

@@ -20,8 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m devstack.stripe_emulator",
-        description="A stateful Stripe API emulator for the local stack (listens on 127.0.0.1).",
+        description="A stateful Stripe API emulator for the local stack.",
     )
+    parser.add_argument("--host", default=env("STRIPE_EMULATOR_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("STRIPE_EMULATOR_PORT", "12111")))
     parser.add_argument(
         "--rate-limit",
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         default=env("STRIPE_EMULATOR_DEFAULT_API_VERSION", DEFAULT_API_VERSION),
         help="the API version of new accounts (events of endpoints without `api_version`)",
     )
+    parser.add_argument(
+        "--delivery-domain",
+        default=env("STRIPE_EMULATOR_DELIVERY_DOMAIN") or None,
+        help="a DNS domain whose hosts may receive events besides loopback ones",
+    )
     return parser
 
 
@@ -58,11 +64,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         retry_schedule=args.retry_schedule,
         delivery_timeout=args.delivery_timeout,
         default_api_version=args.default_api_version,
+        delivery_domain=args.delivery_domain,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = uvicorn.Config(
         create_app(settings),
-        host="127.0.0.1",
+        host=args.host,
         port=args.port,
         http=DroppableH11Protocol,
         access_log=False,

@@ -46,7 +46,9 @@ class Emulator:
         )
         self.faults = FaultBook()
         self.deliverer = Deliverer(
-            retry_schedule=settings.retry_schedule, timeout=settings.delivery_timeout
+            retry_schedule=settings.retry_schedule,
+            timeout=settings.delivery_timeout,
+            domain=settings.delivery_domain,
         )
 
     async def handle(self, request: Request) -> Response:

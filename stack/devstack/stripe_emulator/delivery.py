@@ -3,7 +3,8 @@
 Stripe retries a delivery that got no 2xx answer (or no answer) on a schedule of hours; the
 emulator does the same on a short schedule in seconds. An attempt is skipped (and retrying
 stops) once the endpoint is disabled or deleted, as Stripe does. Deliveries run concurrently
-and their order is not guaranteed, as with Stripe. Only loopback hosts are ever contacted.
+and their order is not guaranteed, as with Stripe. Only loopback hosts are ever contacted, and,
+inside the node's network namespace, the hosts of one cluster DNS domain (its Services).
 """
 
 from __future__ import annotations
@@ -56,10 +57,16 @@ class Deliverer:
     """Sends events to endpoints in background tasks and records every attempt."""
 
     def __init__(
-        self, *, retry_schedule: Sequence[float], timeout: float, concurrency: int = 64
+        self,
+        *,
+        retry_schedule: Sequence[float],
+        timeout: float,
+        concurrency: int = 64,
+        domain: str | None = None,
     ) -> None:
         self.retry_schedule = tuple(retry_schedule)
         self.timeout = timeout
+        self.domain = domain
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,11 +123,19 @@ class Deliverer:
                 break
         event.pending_webhooks = max(0, event.pending_webhooks - 1)
 
+    def may_contact(self, host: str) -> bool:
+        """Whether events may be sent to `host`: a loopback one, or one of `domain`."""
+        return host in LOOPBACK_HOSTS or bool(
+            self.domain and host.rstrip(".").endswith(f".{self.domain}")
+        )
+
     async def _post(
         self, url: str, body: bytes, live_secrets: Any
     ) -> tuple[int | None, str | None]:
-        if urlsplit(url).hostname not in LOOPBACK_HOSTS:
-            return None, "not sent: the emulator contacts loopback hosts only"
+        if not self.may_contact(urlsplit(url).hostname or ""):
+            return None, "not sent: the emulator contacts loopback hosts only" + (
+                f" and hosts of {self.domain}" if self.domain else ""
+            )
         assert self._client is not None, "Deliverer.start() was not awaited"
         stamp = int(time.time())
         headers = {

@@ -1,17 +1,42 @@
-"""Start and stop the emulator as a child process (pytest fixtures and `make dev-up`)."""
+"""Start and stop the emulator as a child process (pytest fixtures, `make dev-up`, the demo).
+
+By default it listens on a free port of 127.0.0.1. Given a node (devstack.node.cluster), it
+runs inside the node's namespaces instead, on the node's address, where Pods reach it and
+from where it delivers to Services by their cluster DNS names; the host then reaches it
+through a forwarded 127.0.0.1 port (`base_url`), Pods at `inside_url`.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
-from devstack.processes import REPO_ROOT, ManagedProcess, StackError, free_port
+from devstack.processes import REPO_ROOT, ManagedProcess, StackError, free_port, stack_env
 from devstack.stripe_emulator.delivery import DEFAULT_RETRY_SCHEDULE
+
+
+class Forwarded(Protocol):
+    def url(self, index: int = 0, scheme: str = "http") -> str: ...
+
+
+class Node(Protocol):
+    """What the emulator needs of a node: to run inside it, and a way in from the host."""
+
+    def run_inside(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> ManagedProcess: ...
+
+    def expose(self, host: str, port: int) -> Forwarded: ...
 
 
 class EmulatorProcess:
@@ -25,8 +50,15 @@ class EmulatorProcess:
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
         delivery_timeout: float = 10.0,
         port: int | None = None,
+        host: str = "127.0.0.1",
+        delivery_domain: str | None = None,
+        node: Node | None = None,
     ) -> None:
         self.workdir = workdir
+        self.host = host
+        self.delivery_domain = delivery_domain
+        self.node = node
+        self._forwarded_url: str | None = None
         self.rate_limit = rate_limit
         self.retry_schedule = tuple(retry_schedule)
         self.delivery_timeout = delivery_timeout
@@ -35,7 +67,13 @@ class EmulatorProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where the host reaches it."""
+        return self._forwarded_url or self.inside_url
+
+    @property
+    def inside_url(self) -> str:
+        """Where it listens (inside the node, when it runs there)."""
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -48,6 +86,8 @@ class EmulatorProcess:
             sys.executable,
             "-m",
             "devstack.stripe_emulator",
+            "--host",
+            self.host,
             "--port",
             str(self.port),
             "--retry-schedule",
@@ -57,19 +97,27 @@ class EmulatorProcess:
         ]
         if self.rate_limit is not None:
             argv += ["--rate-limit", str(self.rate_limit)]
+        if self.delivery_domain is not None:
+            argv += ["--delivery-domain", self.delivery_domain]
         return argv
 
     def start(self, timeout: float = 30.0) -> EmulatorProcess:
         """Start the process and wait until `/_emulator/health` answers."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = _child_env()
-        self._process = ManagedProcess(
-            "stripe-emulator",
-            self.argv(),
-            self.workdir / "stripe-emulator.log",
-            env=env,
-            cwd=REPO_ROOT,
-        ).start()
+        env = stack_env()
+        if self.node is None:
+            self._process = ManagedProcess(
+                "stripe-emulator",
+                self.argv(),
+                self.workdir / "stripe-emulator.log",
+                env=env,
+                cwd=REPO_ROOT,
+            ).start()
+        else:
+            self._process = self.node.run_inside(
+                "stripe-emulator", self.argv(), env=env, cwd=REPO_ROOT
+            )
+            self._forwarded_url = self.node.expose(self.host, self.port).url()
         deadline = time.monotonic() + timeout
         while True:
             self._process.check_alive()
@@ -93,11 +141,3 @@ class EmulatorProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         return "(not started)" if self._process is None else self._process.log_tail(lines)
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    stack = str(REPO_ROOT / "stack")
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join([stack, *[p for p in paths if p != stack]])
-    return env

@@ -1,0 +1,157 @@
+"""The project's chart, installed on the local node the way a user installs it.
+
+`helm install --wait` of charts/stripe-webhook-operator with the image `make image` built
+(`localhost/stripe-webhook-operator:dev`, `pullPolicy: IfNotPresent`: containerd already holds
+it), the operator pointed at the Stripe emulator inside the node, and endpoint URLs built from
+the receiver Service's cluster DNS name, which the emulator (inside the node) resolves and
+reaches through kube-proxy as Stripe would reach an Ingress. The demo, the chart journey
+tests and the propagation benchmark all install it through `ChartRelease`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.cluster.kubectl import Kubectl
+from devstack.image.images import PROJECT_IMAGE
+from devstack.node.network import CLUSTER_DOMAIN
+from devstack.processes import REPO_ROOT, StackError, tool
+
+CHART_NAME = "stripe-webhook-operator"
+CHART = REPO_ROOT / "charts" / CHART_NAME
+RECEIVER_PORT = 8000
+INSTALL_TIMEOUT = "5m"
+HELM_TIMEOUT = 400.0
+
+
+def helm(
+    kubeconfig: Path, *args: str, check: bool = True, timeout: float = HELM_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run the built helm against `kubeconfig`; raise StackError with its output on failure."""
+    argv = [str(tool("helm")), *args, f"--kubeconfig={kubeconfig}"]
+    env = dict(os.environ, HELM_CACHE_HOME=str(kubeconfig.parent / "helm-cache"))
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and result.returncode != 0:
+        output = result.stdout + result.stderr
+        raise StackError(f"`helm {' '.join(args[:2])}` exited {result.returncode}:\n{output}")
+    return result
+
+
+def image_values() -> list[str]:
+    """`--set`s that make the chart run the locally built image."""
+    repository, _, tag = PROJECT_IMAGE.rpartition(":")
+    return [f"image.repository={repository}", f"image.tag={tag}", "image.pullPolicy=IfNotPresent"]
+
+
+@dataclass
+class ChartRelease:
+    """One release of the chart in `namespace` of the node's cluster."""
+
+    kubectl: Kubectl
+    namespace: str
+    stripe_api_base: str
+    name: str = CHART_NAME
+    values: Sequence[str] = ()
+    sets: list[str] = field(default_factory=list)
+    # Where Stripe reaches the receiver; empty: the receiver Service by its DNS name (which
+    # only the emulator inside the node can use).
+    public_url: str = ""
+
+    @property
+    def fullname(self) -> str:
+        """The prefix of the release's object names (the chart's `swo.fullname`)."""
+        return self.name if CHART_NAME in self.name else f"{self.name}-{CHART_NAME}"
+
+    @property
+    def receiver_service(self) -> str:
+        return f"{self.fullname}-receiver"
+
+    @property
+    def operator_deployment(self) -> str:
+        return f"{self.fullname}-operator"
+
+    @property
+    def receiver_deployment(self) -> str:
+        return self.receiver_service
+
+    @property
+    def public_base_url(self) -> str:
+        """Endpoint URLs' base: `public_url`, or the receiver Service by its DNS name."""
+        if self.public_url:
+            return self.public_url
+        host = f"{self.receiver_service}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+        return f"http://{host}:{RECEIVER_PORT}"
+
+    def arguments(self) -> list[str]:
+        args = ["--namespace", self.namespace]
+        for path in self.values:
+            args += ["--values", path]
+        sets = [
+            *image_values(),
+            f"stripe.apiBase={self.stripe_api_base}",
+            f"publicBaseUrl={self.public_base_url}",
+            *self.sets,
+        ]
+        for assignment in sets:
+            args += ["--set", assignment]
+        return args
+
+    def install(self, *, wait: bool = True, create_namespace: bool = True) -> ChartRelease:
+        """`helm install` (with `--wait`: every Pod Ready, the PVC bound)."""
+        args = ["install", self.name, str(CHART), *self.arguments()]
+        if create_namespace:
+            args.append("--create-namespace")
+        if wait:
+            args += ["--wait", f"--timeout={INSTALL_TIMEOUT}"]
+        helm(self.kubectl.kubeconfig, *args)
+        return self
+
+    def upgrade(self, *extra_sets: str, wait: bool = True) -> None:
+        self.sets += list(extra_sets)
+        args = ["upgrade", self.name, str(CHART), *self.arguments()]
+        if wait:
+            args += ["--wait", f"--timeout={INSTALL_TIMEOUT}"]
+        helm(self.kubectl.kubeconfig, *args)
+
+    def test(self) -> subprocess.CompletedProcess[str]:
+        """`helm test`: the chart's own test Pod, from the same image."""
+        return helm(
+            self.kubectl.kubeconfig, "test", self.name, "--namespace", self.namespace, "--logs"
+        )
+
+    def uninstall(self) -> None:
+        helm(
+            self.kubectl.kubeconfig,
+            "uninstall",
+            self.name,
+            "--namespace",
+            self.namespace,
+            "--wait",
+            check=False,
+        )
+
+    def receiver_pods(self) -> list[str]:
+        names = self.kubectl(
+            "get",
+            "pods",
+            f"--namespace={self.namespace}",
+            "--selector=app.kubernetes.io/component=receiver",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ).stdout
+        return names.split()
+
+    def service_ip(self, service: str) -> str:
+        return self.kubectl(
+            "get",
+            "service",
+            service,
+            f"--namespace={self.namespace}",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ).stdout.strip()

@@ -1,0 +1,46 @@
+"""The chart installed on the node (once per session), and a namespace per test for an app's
+webhooks."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.node.cluster import NodeCluster
+from devstack.node.fixtures import NodeStripe
+from devstack.release import ChartRelease
+from tests.node.journey import API_KEY_SECRET, Journey, receiver_url
+
+
+@pytest.fixture(scope="module")
+def release(node_release: ChartRelease) -> ChartRelease:
+    return node_release
+
+
+@pytest.fixture
+def journey(
+    node_cluster: NodeCluster, node_stripe: NodeStripe, release: ChartRelease
+) -> Iterator[Journey]:
+    """An app's namespace with its Stripe API key Secret: a fresh emulator account per test,
+    so that each test's books hold its own events only."""
+    kubectl = node_cluster.kubectl()
+    api_key = node_stripe.new_api_key()
+    with kubectl.temporary_namespace(f"app-{secrets.token_hex(3)}") as namespace:
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": API_KEY_SECRET},
+            "stringData": {"api-key": api_key},
+        }
+        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(secret))
+        yield Journey(
+            node_cluster,
+            node_stripe,
+            release,
+            namespace,
+            api_key,
+            receiver_url(node_cluster, release),
+        )
