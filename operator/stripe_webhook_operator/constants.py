@@ -19,6 +19,9 @@ ANNOTATION_ROTATE: Final = f"{PREFIX}rotate"
 ANNOTATION_ROTATE_OVERLAP: Final = f"{PREFIX}rotate-overlap"
 ANNOTATION_ENDPOINT_ID: Final = f"{PREFIX}endpoint-id"
 ANNOTATION_PENDING_IDEMPOTENCY_KEY: Final = f"{PREFIX}pending-idempotency-key"
+# On receiver Pods: the aggregated Secret's resourceVersion the operator last wrote. Changing a
+# Pod makes its kubelet sync the Pod at once, Secret volumes included (receiver_pods.py).
+ANNOTATION_SECRETS_VERSION: Final = f"{PREFIX}secrets-version"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_MANAGED_BY_VALUE: Final = "stripe-webhook-operator"
 LABEL_WEBHOOK_NAME: Final = f"{PREFIX}webhook"

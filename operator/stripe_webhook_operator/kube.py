@@ -316,7 +316,7 @@ class Kube:
 
     async def put_receiver_entries(
         self, namespace: str, name: str, entries: Mapping[str, str | None]
-    ) -> None:
+    ) -> str | None:
         """Set (base64 values) or remove (None) keys of the receiver's aggregated Secret.
 
         A merge patch of some keys is applied by the API server on its latest copy, so writers
@@ -333,12 +333,13 @@ class Kube:
             )
             kept = {key: value for key, value in entries.items() if value is not None}
             if result is not None or not kept:
-                return
+                return _resource_version(result)
             labels = {c.LABEL_MANAGED_BY: c.LABEL_MANAGED_BY_VALUE}
             body = secret_body(namespace, name, {"labels": labels}, kept)
             try:
-                await self._request("POST", secret_path(namespace), json=body)
-                return
+                return _resource_version(
+                    await self._request("POST", secret_path(namespace), json=body)
+                )
             except KubernetesError as exc:
                 if exc.status != 409:
                     raise
@@ -365,10 +366,39 @@ class Kube:
                 addresses.extend((address, port) for address in endpoint.get("addresses") or [])
         return sorted(set(addresses))
 
+    async def service_pods(self, namespace: str, service: str) -> list[str]:
+        """Names of the Pods behind a Service's EndpointSlices, ready or not."""
+        result = await self._request(
+            "GET",
+            f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+            params={"labelSelector": f"kubernetes.io/service-name={service}"},
+        )
+        names = {
+            str(target["name"])
+            for slice_ in (result or {}).get("items") or []
+            for endpoint in slice_.get("endpoints") or []
+            if (target := endpoint.get("targetRef") or {}).get("kind") == "Pod"
+        }
+        return sorted(names)
+
+    async def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Set annotations of a Pod (gone already: nothing to do)."""
+        await self._request(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/pods/{name}",
+            json={"metadata": {"annotations": annotations}},
+            content_type=MERGE_PATCH,
+            missing_ok=True,
+        )
+
     async def namespace_uid(self, namespace: str) -> str | None:
         """Return the uid of a namespace (the default cluster id is kube-system's)."""
         result = await self._request("GET", f"/api/v1/namespaces/{namespace}", missing_ok=True)
         return None if result is None else str(result["metadata"]["uid"])
+
+
+def _resource_version(body: dict[str, Any] | None) -> str | None:
+    return None if body is None else str(body["metadata"].get("resourceVersion") or "") or None
 
 
 def post_event(body: Body, *, warning: bool, reason: str, message: str) -> None:

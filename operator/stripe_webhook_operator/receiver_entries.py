@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from stripe_webhook_operator.kube import Kube
 
@@ -33,12 +33,15 @@ class ReceiverEntries:
         name: str,
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        on_written: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self._kube = kube
         self._namespace = namespace
         self._name = name
         self._ttl = ttl
         self._clock = clock
+        # Told the Secret's new resourceVersion after each write (receiver_pods.nudge).
+        self._on_written = on_written
         self._digests: dict[str, str] = {}
         self._read_at: float | None = None
         self._read_lock = asyncio.Lock()
@@ -85,7 +88,9 @@ class ReceiverEntries:
             entries, waiters = self._pending, self._waiters
             self._pending, self._waiters = {}, []
             try:
-                await self._kube.put_receiver_entries(self._namespace, self._name, entries)
+                version = await self._kube.put_receiver_entries(
+                    self._namespace, self._name, entries
+                )
             except asyncio.CancelledError:
                 for waiter in [*waiters, *self._waiters]:
                     waiter.cancel()
@@ -101,6 +106,9 @@ class ReceiverEntries:
                     self._digests.pop(key, None)
                 else:
                     self._digests[key] = _digest(value)
+            if self._on_written is not None and version is not None:
+                # Before the waiters go on to the handshake: their kubelet is already told.
+                await self._on_written(version)
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)

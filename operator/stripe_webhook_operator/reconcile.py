@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ import httpx
 
 from stripe_webhook_operator import conditions as cond
 from stripe_webhook_operator import constants as c
-from stripe_webhook_operator import manifests, metrics, rotation
+from stripe_webhook_operator import manifests, metrics, receiver_pods, rotation
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.exceptions import (
     ApiKeyMissing,
@@ -109,11 +110,16 @@ class Runtime:
 
     def __post_init__(self) -> None:
         if self.receiver is None:
+            service = self.settings.receiver_service
+            on_written = None
+            if service is not None and self.settings.receiver_pod_nudge:
+                on_written = functools.partial(receiver_pods.nudge, self.kube, *service)
             self.receiver = ReceiverEntries(
                 self.kube,
                 self.settings.receiver_namespace,
                 self.settings.receiver_secret_name,
                 ttl=self.settings.drift_interval * 0.8,
+                on_written=on_written,
             )
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:

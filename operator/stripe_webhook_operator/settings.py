@@ -52,6 +52,7 @@ class Settings:
     watch_client_timeout: float = 90.0
     log_level: str = "INFO"
     orphan_sweep: bool = True
+    receiver_pod_nudge: bool = True
 
     @property
     def clusterwide(self) -> bool:
@@ -127,6 +128,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("watch-client-timeout", "90s", "client-side timeout of each Kubernetes watch")
     add("log-level", "INFO", "DEBUG, INFO, WARNING or ERROR")
     add("orphan-sweep", "true", "delete endpoints tagged with this cluster whose resource is gone")
+    add(
+        "receiver-pod-nudge",
+        "true",
+        "annotate the receiver Service's Pods after each write of their Secret, so that the "
+        "kubelet remounts it at once (needs `--receiver-service`)",
+    )
     return parser
 
 
@@ -205,4 +212,5 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         watch_client_timeout=_duration("watch-client-timeout", args.watch_client_timeout),
         log_level=level,
         orphan_sweep=str(args.orphan_sweep).lower() in {"1", "true", "yes", "on"},
+        receiver_pod_nudge=str(args.receiver_pod_nudge).lower() in {"1", "true", "yes", "on"},
     )
