@@ -1,16 +1,21 @@
-"""`make demo`: the whole journey of a StripeWebhook, on the local stack, in about a minute.
+"""`make demo`: the whole journey of a StripeWebhook, on a real local node, in a few minutes.
 
-It starts a Kubernetes control plane and the Stripe emulator, installs the chart's CRD, runs
-the operator and the receiver as local processes (there is no kubelet: a projector mirrors the
-receiver's Secret into its `--secrets-dir`), applies `examples/`, waits for `Ready`, registers a
-receipt, updates a subscription, reads the subscriber back, rotates the signing secret and shows
-that the next event still verifies. Each step prints the command a user would type for it; the
-last lines are a `SUMMARY` that tests read. Every process started is stopped by PID at the end,
-on failure and on Ctrl-C alike.
+It builds the images (what changed only), starts a single-node Kubernetes cluster in a private
+network namespace (devstack.node) with the Stripe emulator inside it, installs the chart with
+`helm install --wait` (the operator and the receiver run as Pods of the project's image; the
+receiver reads the kubelet's own Secret volume), runs `helm test`, applies `examples/`, waits
+for `Ready`, registers a receipt, updates a subscription (the emulator delivers the event
+through the receiver's Service), reads the subscriber back, rotates the signing secret and shows
+that the next event still verifies. It prints how long a new webhook and a rotation waited for
+the secret to reach the receiver Pod. Each step prints the command a user would type for it;
+the last lines are a `SUMMARY` that tests read. Everything started is stopped at the end (every
+process by PID, the node's Pods by its cgroup tree), on failure and on Ctrl-C alike.
 
 With `E2E_KUBECONFIG` and `STRIPE_TEST_API_KEY` set, the same journey runs against that cluster
-and Stripe test mode; Stripe must then reach the receiver, so `DEMO_PUBLIC_URL` must name a
-public URL that forwards to the receiver's port (`DEMO_RECEIVER_PORT`, default 8000).
+and Stripe test mode: the chart is installed from `DEMO_IMAGE` (a registry image of the
+project), and Stripe must reach the receiver Service, so `DEMO_PUBLIC_URL` must name the public
+https URL that leads to it (an Ingress, or a tunnel to the demo's port-forward of the Service on
+127.0.0.1:`DEMO_RECEIVER_PORT`, default 8000).
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ import httpx
 import stripe
 import yaml
 
-from devstack.cluster.control_plane import ControlPlane
 from devstack.cluster.kubectl import Kubectl
-from devstack.node.projector import SecretProjector
+from devstack.image.images import build as build_images
+from devstack.node.cluster import NodeCluster
+from devstack.node.forward import Forwarder
+from devstack.node.network import CLUSTER_DOMAIN, NODE_IP
 from devstack.processes import (
     REPO_ROOT,
     TOOLS_BIN,
@@ -47,6 +54,7 @@ from devstack.processes import (
     pid_running,
     tool,
 )
+from devstack.release import ChartRelease, image_values
 from devstack.stripe_emulator.launcher import EmulatorProcess
 
 T = TypeVar("T")
@@ -54,11 +62,12 @@ VENV_BIN = REPO_ROOT / ".venv" / "bin"
 EXAMPLE_WEBHOOK = "examples/stripewebhook.yaml"
 EXAMPLE_API_KEY = "examples/api-key-secret.yaml"
 CHART = "charts/stripe-webhook-operator"
-CRD_TEMPLATE = "templates/crd-stripewebhooks.yaml"
+RELEASE = "stripe-webhook-operator"
 WEBHOOK_NAME = "my-app"
 LOCAL_NAMESPACE = "billing"
 RECEIVER_NAMESPACE = "stripe-system"
-RECEIVER_SECRET = "stripe-webhook-receiver-secrets"
+# The emulator's port inside the node (every port there is the stack's own).
+EMULATOR_PORT = 12111
 SUBSCRIBER = "demo-user"
 # The example's entitlement map grants `premium` for this product id.
 PRODUCT_ID = "prod_premium"
@@ -67,6 +76,7 @@ READY_TIMEOUT = 90.0
 EVENT_TIMEOUT = 60.0
 ROTATION_TIMEOUT = "3m"
 POLL_INTERVAL = 0.2
+MIB = 1024 * 1024
 
 
 class Stoppable(Protocol):
@@ -129,18 +139,25 @@ class Target:
     namespace: str = LOCAL_NAMESPACE
     receiver_port: int = field(default_factory=free_port)
     public_url: str = ""
+    # The Stripe API as the operator's Pod reaches it (inside the node, on the local stack).
+    stripe_for_pods: str = STRIPE_API
+    image: list[str] = field(default_factory=list)
+    receiver_url: str = ""
     applied: bool = False
+    node: NodeCluster | None = None
+    timings: dict[str, float] = field(default_factory=dict)
     cleanup: list[Stoppable] = field(default_factory=list)
-
-    @property
-    def receiver_url(self) -> str:
-        return f"http://127.0.0.1:{self.receiver_port}"
 
     def kubectl(self) -> Kubectl:
         return Kubectl(self.kubeconfig, self.workdir / "kube-cache")
 
     def stripe(self) -> stripe.StripeClient:
         return stripe.StripeClient(self.api_key, base_addresses={"api": self.stripe_base})
+
+    @property
+    def release_namespace(self) -> str:
+        """Where the chart goes: its usual namespace here, the demo's own on a real cluster."""
+        return self.namespace if self.real else RECEIVER_NAMESPACE
 
     def stop_all(self) -> list[int]:
         """Stop everything started, newest first, each by PID; return the PIDs still alive."""
@@ -154,9 +171,9 @@ class Target:
 
 def component_pids(component: Stoppable) -> list[int]:
     """The PIDs a started component leads (none if it never got as far as a process)."""
-    if isinstance(component, ControlPlane):
+    if isinstance(component, NodeCluster):
         return component.pids()
-    if isinstance(component, ManagedProcess | EmulatorProcess | SecretProjector):
+    if isinstance(component, ManagedProcess | EmulatorProcess | Forwarder):
         with contextlib.suppress(StackError, RuntimeError):
             return [component.pid]
     return []
@@ -169,10 +186,15 @@ def real_target(workdir: Path) -> Target:
     if not public_url.startswith("https://"):
         raise DemoError(
             "With E2E_KUBECONFIG and STRIPE_TEST_API_KEY set, Stripe must reach the receiver: "
-            f"set DEMO_PUBLIC_URL to a public https URL that forwards to 127.0.0.1:{port} "
-            "(DEMO_RECEIVER_PORT), e.g. a tunnel."
+            "set DEMO_PUBLIC_URL to a public https URL that leads to the receiver Service (an "
+            f"Ingress, or a tunnel to 127.0.0.1:{port}, where the demo port-forwards the Service; "
+            "DEMO_RECEIVER_PORT)."
         )
     kubeconfig = Path(os.environ["E2E_KUBECONFIG"])
+    image = os.environ.get("DEMO_IMAGE", "")
+    repository, _, tag = (
+        image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    )
     return Target(
         real=True,
         workdir=workdir,
@@ -181,54 +203,68 @@ def real_target(workdir: Path) -> Target:
         namespace=f"stripe-demo-{secrets.token_hex(3)}",
         receiver_port=port,
         public_url=public_url,
+        image=[f"image.repository={repository}", *([f"image.tag={tag}"] if tag else [])]
+        if repository
+        else [],
     )
+
+
+def build_node_images(target: Target) -> None:
+    """Build the images whose inputs changed: the Debian base, the project's, the node's."""
+    step(
+        "Build the images: a Debian base (mmdebstrap), the project's Dockerfile (buildah), "
+        "no registry",
+        "make image",
+    )
+    began = time.monotonic()
+    for item in build_images(target.workdir / "logs" / "image-build.log"):
+        how = f"built in {item.seconds:.0f} s" if item.rebuilt else "unchanged"
+        note(f"{item.archive.name}: {item.archive.size_bytes() / MIB:.0f} MiB, {how}")
+    target.timings["images"] = time.monotonic() - began
 
 
 def start_local_stack(target: Target) -> None:
-    """Start the control plane and the Stripe emulator; a fresh emulator key is a new account."""
-    step("Start the local stack: Kubernetes control plane and Stripe emulator", "make dev-up")
+    """Start the node's cluster and the Stripe emulator inside it; a fresh emulator key is a
+    new account."""
+    build_node_images(target)
+    step(
+        "Start the local cluster: a control plane and one node (containerd, kubelet, "
+        "kube-proxy, CoreDNS, local volumes) in a private network namespace",
+        "make dev-up",
+    )
     began = time.monotonic()
-    plane = ControlPlane(target.workdir / "kube")
-    target.cleanup.append(plane)
-    plane.start()
-    note(f"control plane ready at {plane.server} in {time.monotonic() - began:.0f} s")
+    node = NodeCluster(target.workdir / "node")
+    target.cleanup.append(node)
+    node.start()
+    target.node = node
+    target.timings["cluster"] = time.monotonic() - began
+    note(f"node Ready; API server reachable from this shell at {node.server}")
+    note(
+        "started in "
+        + ", ".join(f"{what} {seconds:.0f} s" for what, seconds in node.start_seconds.items())
+    )
     # Short retries: an event refused before its receipt exists comes back within seconds.
-    emulator = EmulatorProcess(target.workdir / "stripe-emulator", retry_schedule=(1, 2, 4, 8))
+    emulator = EmulatorProcess(
+        target.workdir / "stripe-emulator",
+        retry_schedule=(1, 2, 4, 8),
+        host=NODE_IP,
+        port=EMULATOR_PORT,
+        delivery_domain=f"svc.{CLUSTER_DOMAIN}",
+        node=node,
+    )
     target.cleanup.append(emulator)
     emulator.start()
-    note(f"Stripe emulator at {emulator.base_url}")
-    target.kubeconfig = plane.kubeconfig
+    note(
+        f"Stripe emulator inside the node at {emulator.inside_url} (from here: {emulator.base_url})"
+    )
+    target.kubeconfig = node.kubeconfig
     target.stripe_base = emulator.base_url
+    target.stripe_for_pods = emulator.inside_url
     target.api_key = "sk_test_demo" + secrets.token_hex(16)
-    target.public_url = target.receiver_url
+    target.image = image_values()
 
 
 # --- steps ---------------------------------------------------------------------------------
-
-
-def install_crd(kubectl: Kubectl) -> None:
-    """Render the CRD from the chart (the file Helm installs) and apply it."""
-    step(
-        "Install the StripeWebhook CRD from the chart",
-        f"helm template {CHART} --show-only {CRD_TEMPLATE} | kubectl apply -f -",
-    )
-    rendered = subprocess.run(
-        [
-            str(tool("helm")),
-            "template",
-            "demo",
-            str(REPO_ROOT / CHART),
-            "--show-only",
-            CRD_TEMPLATE,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    kubectl("apply", "--server-side", "-f", "-", input=rendered)
-    kubectl("wait", "--for=condition=Established", "crd/stripewebhooks.stripe.operator.dev")
-    note("crd/stripewebhooks.stripe.operator.dev established")
 
 
 def child_env(target: Target) -> dict[str, str]:
@@ -241,64 +277,67 @@ def child_env(target: Target) -> dict[str, str]:
     )
 
 
-def start_receiver(target: Target) -> None:
-    """Run the projector (the kubelet's part) and the receiver on 127.0.0.1."""
-    kubectl = target.kubectl()
-    kubectl("create", "namespace", RECEIVER_NAMESPACE, check=False)
-    secrets_dir = target.workdir / "receiver-secrets"
-    database = target.workdir / "receiver.db"
-    step(
-        "Start the receiver (SQLite) with the aggregated Secret projected into --secrets-dir",
-        f"stripe-webhook-receiver --secrets-dir {secrets_dir} "
-        f"--database-url sqlite:///{database} --host 127.0.0.1 --port {target.receiver_port}",
+def chart_release(target: Target) -> ChartRelease:
+    release = ChartRelease(
+        target.kubectl(),
+        target.release_namespace,
+        stripe_api_base=target.stripe_for_pods,
+        name=RELEASE,
     )
-    projector = SecretProjector(target.kubeconfig, RECEIVER_NAMESPACE, RECEIVER_SECRET, secrets_dir)
-    target.cleanup.append(projector)
-    projector.start()
-    receiver = ManagedProcess(
-        "receiver",
+    release.sets = list(target.image)
+    release.public_url = target.public_url if target.real else ""
+    return release
+
+
+def install_chart(target: Target) -> ChartRelease:
+    """`helm install --wait` (every Pod Ready), then `helm test`; reach the receiver Service."""
+    release = chart_release(target)
+    sets = " ".join(f"--set {item}" for item in target.image)
+    step(
+        "Install the chart and wait until every Pod is Ready",
+        f"helm install {RELEASE} {CHART} -n {release.namespace} --create-namespace {sets} "
+        f"--set stripe.apiBase={target.stripe_for_pods} "
+        f"--set publicBaseUrl={release.public_base_url} --wait",
+    )
+    began = time.monotonic()
+    release.install()
+    target.timings["helm_install"] = time.monotonic() - began
+    pods = target.kubectl()("get", "pods", "-n", release.namespace, "-o", "wide").stdout
+    print(pods.rstrip(), flush=True)
+    step("Run the chart's own test Pod", f"helm test {RELEASE} -n {release.namespace}")
+    for line in release.test().stdout.splitlines():
+        if line.startswith(("Phase:", "TEST SUITE", "http")):
+            note(line.strip())
+    target.receiver_url = receiver_url(target, release)
+    note(f"receiver Service reachable from this shell at {target.receiver_url}")
+    return release
+
+
+def receiver_url(target: Target, release: ChartRelease) -> str:
+    """A URL of this shell that reaches the receiver Service (forwarded into the node on the
+    local stack; `kubectl port-forward` on a real cluster)."""
+    service = release.receiver_service
+    if target.node is not None:
+        forwarder = target.node.expose(release.service_ip(service), 8000)
+        return forwarder.url()
+    forward = ManagedProcess(
+        "port-forward",
         [
-            str(VENV_BIN / "stripe-webhook-receiver"),
-            f"--secrets-dir={secrets_dir}",
-            f"--database-url=sqlite:///{database}",
-            "--host=127.0.0.1",
-            f"--port={target.receiver_port}",
+            str(tool("kubectl")),
+            "port-forward",
+            f"service/{service}",
+            f"{target.receiver_port}:8000",
+            "-n",
+            release.namespace,
         ],
-        target.workdir / "receiver.log",
+        target.workdir / "port-forward.log",
         env=child_env(target),
     )
-    target.cleanup.append(receiver)
-    receiver.start()
-    poll(
-        "the receiver's /healthz", lambda: _healthy(receiver, f"{target.receiver_url}/healthz"), 30
-    )
-    note(f"receiver listening on {target.receiver_url}")
-
-
-def start_operator(target: Target) -> ManagedProcess:
-    """Run the operator with the readiness handshake pointed at the local receiver."""
-    metrics_port = free_port()
-    argv = [
-        str(VENV_BIN / "stripe-webhook-operator"),
-        f"--receiver-url={target.receiver_url}",
-        f"--public-base-url={target.public_url}",
-        f"--receiver-namespace={RECEIVER_NAMESPACE}",
-        *([f"--namespace={target.namespace}"] if target.namespace else []),
-        "--metrics-host=127.0.0.1",
-        f"--metrics-port={metrics_port}",
-        "--propagation-interval=250ms",
-    ]
-    shown = [Path(argv[0]).name, *argv[1:]]
-    step("Start the operator", " ".join(shown))
-    operator = ManagedProcess(
-        "operator", argv, target.workdir / "operator.log", env=child_env(target)
-    )
-    target.cleanup.append(operator)
-    operator.start()
-    url = f"http://127.0.0.1:{metrics_port}/healthz"
-    poll("the operator's /healthz", lambda: _healthy(operator, url), 60)
-    note(f"operator running; metrics on http://127.0.0.1:{metrics_port}/metrics")
-    return operator
+    target.cleanup.append(forward)
+    forward.start()
+    url = f"http://127.0.0.1:{target.receiver_port}"
+    poll("the receiver's port-forward", lambda: _healthy(forward, f"{url}/healthz"), 30)
+    return url
 
 
 def _healthy(process: ManagedProcess, url: str) -> bool:
@@ -561,18 +600,24 @@ def delete_webhook(target: Target) -> None:
 def journey(target: Target) -> list[str]:
     """Run every step; return the summary lines."""
     kubectl = target.kubectl()
-    install_crd(kubectl)
-    start_receiver(target)
-    start_operator(target)
+    install_chart(target)
+    began = time.monotonic()
     apply_examples(target)
     before = wait_ready(target)
+    target.timings["ready"] = time.monotonic() - began
+    note(
+        f"applied -> Ready in {target.timings['ready']:.1f} s (the secret reached the receiver Pod)"
+    )
     key = receipts_api_key(
         target, str(before.get("secretName") or f"{WEBHOOK_NAME}-stripe-webhook")
     )
     subscription_id = create_subscription(target)
     register_receipt(target, key, subscription_id)
     first = update_and_show(target, key, subscription_id, cancel_at_period_end=True)
+    began = time.monotonic()
     rotate(target)
+    target.timings["rotation"] = time.monotonic() - began
+    note(f"rotation requested -> new endpoint enabled in {target.timings['rotation']:.1f} s")
     after = webhook_status(kubectl, target.namespace)
     note(
         f"endpoint {before.get('endpointId')} (v{before.get('secretVersion')}) -> "
@@ -592,6 +637,13 @@ def journey(target: Target) -> list[str]:
         f"SUMMARY rotation=v{before.get('secretVersion')}->v{after.get('secretVersion')} "
         f"verified_after_rotation={second['cancel_at_period_end'] is False} "
         f"verification_failures={deliveries['verification_failures']}",
+        f"SUMMARY propagation_ready_seconds={target.timings['ready']:.1f} "
+        f"propagation_rotation_seconds={target.timings['rotation']:.1f} "
+        + " ".join(
+            f"{what}_seconds={seconds:.0f}"
+            for what, seconds in target.timings.items()
+            if what in ("images", "cluster", "helm_install")
+        ),
     ]
 
 
@@ -626,10 +678,7 @@ def main() -> int:
             if real:
                 target = real_target(workdir)
                 step("Use the cluster of E2E_KUBECONFIG and Stripe test mode")
-                note(
-                    f"Stripe sends events to {target.public_url}, which must forward to "
-                    f"{target.receiver_url}"
-                )
+                note(f"Stripe sends events to {target.public_url}, which must lead to the receiver")
             else:
                 start_local_stack(target)
             summary = journey(target)
@@ -654,9 +703,12 @@ def main() -> int:
                 except (StackError, subprocess.SubprocessError) as exc:
                     print(f"    cleanup failed: {exc}", file=sys.stderr, flush=True)
             print("\n==> Stop every process the demo started", flush=True)
-            left = target.stop_all()
+            left: list[object] = list(target.stop_all())
             if left:
                 print(f"    still running: PIDs {left}; stop them with `kill PID`", flush=True)
+            if target.node is not None and (remains := target.node.leftovers()):
+                print(f"    left behind: {', '.join(remains)}", flush=True)
+                left += remains
         print("", flush=True)
         for line in summary:
             print(line, flush=True)
