@@ -149,6 +149,12 @@ def condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
+def rotation_step(body: dict[str, Any]) -> str:
+    """The rotation's step: the `Rotating` condition's reason while it is True, else Idle."""
+    rotating = condition(body, "Rotating")
+    return str(rotating["reason"]) if rotating.get("status") == "True" else "Idle"
+
+
 def api_key_secret(namespace: str, api_key: str, name: str = "stripe-api-key") -> str:
     """YAML of the API-key Secret (piped to kubectl on stdin, never on the command line)."""
     return json.dumps(

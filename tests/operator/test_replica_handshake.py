@@ -41,6 +41,7 @@ from tests.operator.operator_process import (
     get_json,
     poll,
     random_cluster_id,
+    rotation_step,
     secret_data,
     webhook_manifest,
 )
@@ -280,11 +281,11 @@ def created(stack: ReplicaStack, name: str) -> dict[str, Any]:
 
 
 def propagating(stack: ReplicaStack, name: str) -> dict[str, Any]:
-    """Wait until a rotation of `name` has written its new secret; return the rotation state."""
+    """Wait until a rotation of `name` has written its new secret; return its status."""
 
     def check() -> dict[str, Any] | None:
-        state = (stack.webhook(name).get("status") or {}).get("rotation") or {}
-        return state if state.get("phase") == "Propagating" else None
+        body = stack.webhook(name)
+        return dict(body["status"]) if rotation_step(body) == "Propagating" else None
 
     return poll(f"{name} waiting for the receiver", check)
 
@@ -295,7 +296,7 @@ def rotated(stack: ReplicaStack, name: str, version: int) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         body = stack.webhook(name)
         status = body.get("status") or {}
-        idle = (status.get("rotation") or {}).get("phase") == "Idle"
+        idle = rotation_step(body) == "Idle"
         return body if status.get("secretVersion") == version and idle else None
 
     try:

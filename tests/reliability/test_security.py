@@ -18,7 +18,7 @@ from devstack.cluster.kubectl import Cluster
 from stripe_webhook_operator import constants as c
 from stripe_webhook_receiver.signing import sign
 from tests.operator.conftest import RECEIVER_SECRET, Scene, ready_webhook
-from tests.operator.operator_process import poll, try_get_json, webhook_manifest
+from tests.operator.operator_process import poll, rotation_step, try_get_json, webhook_manifest
 from tests.operator.receiver_process import Receiver
 from tests.reliability.ledger import Ledger
 
@@ -103,7 +103,7 @@ def test_a_whole_journey_shows_no_secret_anywhere(
             body = scene.webhook("shop")
             status = body.get("status") or {}
             shown.append(json.dumps(body))
-            idle = (status.get("rotation") or {}).get("phase") == c.ROTATION_PHASE_IDLE
+            idle = rotation_step(body) == c.ROTATION_STEP_IDLE
             return body if status.get("secretVersion") == 2 and idle else None
 
         body = poll("shop rotated", rotated, timeout=60)

@@ -21,7 +21,12 @@ import httpx
 from devstack.node.projector import SecretProjector
 from stripe_webhook_operator import constants as c
 from tests.operator.conftest import RECEIVER_SECRET, Scene, ready_webhook
-from tests.operator.operator_process import OperatorProcess, poll, webhook_manifest
+from tests.operator.operator_process import (
+    OperatorProcess,
+    poll,
+    rotation_step,
+    webhook_manifest,
+)
 from tests.operator.receiver_process import Receiver
 from tests.rotation.tally import Tally, count, processed_event_ids, receiver_records
 from tests.rotation.timeline import EndpointTimeline
@@ -83,8 +88,9 @@ class RotationRun:
     def status(self) -> dict[str, Any]:
         return dict(self.scene.webhook(self.name).get("status") or {})
 
-    def phase(self) -> str:
-        return str((self.status().get("rotation") or {}).get("phase") or "Idle")
+    def step(self) -> str:
+        """The rotation's step: the `Rotating` condition's reason (Idle when none runs)."""
+        return rotation_step(self.scene.webhook(self.name))
 
 
 def prepare(scene: Scene, receiver: Receiver, name: str, *, rate: float = RATE) -> RotationRun:
@@ -127,13 +133,13 @@ def request_rotation(run: RotationRun, overlap: str) -> None:
 
 
 def wait_rotated(run: RotationRun, timeout: float = 60.0) -> dict[str, Any]:
-    """Wait until the rotation completed (next secret version, phase Idle); return status."""
+    """Wait until the rotation completed (next secret version, step Idle); return status."""
     version = int(run.before["secretVersion"]) + 1
 
     def check() -> dict[str, Any] | None:
-        status = run.status()
-        rotation = status.get("rotation") or {}
-        done = status.get("secretVersion") == version and rotation.get("phase") == "Idle"
+        body = run.scene.webhook(run.name)
+        status = dict(body.get("status") or {})
+        done = status.get("secretVersion") == version and rotation_step(body) == "Idle"
         return status if done else None
 
     status = poll(f"{run.webhook} rotated to version {version}", check, timeout)

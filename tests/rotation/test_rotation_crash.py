@@ -42,7 +42,7 @@ def endpoint_ids(run: RotationRun) -> list[str]:
 
 
 def new_endpoint_id(run: RotationRun) -> str:
-    return str(run.status()["rotation"]["newEndpointId"])
+    return str(run.status()["newEndpointId"])
 
 
 def hold_answer(run: RotationRun, method: str, path: str) -> None:
@@ -54,8 +54,8 @@ def hold_answer(run: RotationRun, method: str, path: str) -> None:
 def wait_propagating(run: RotationRun) -> str:
     """Wait until the new endpoint exists and the operator waits for the receiver."""
     poll(
-        "phase Propagating",
-        lambda: run.phase() == "Propagating" and run.status()["rotation"].get("newEndpointId"),
+        "step Propagating",
+        lambda: run.step() == "Propagating" and run.status().get("newEndpointId"),
     )
     return new_endpoint_id(run)
 
@@ -66,7 +66,7 @@ def kill_after_endpoint_created(run: RotationRun) -> None:
     hold_answer(run, "POST", "/v1/webhook_endpoints")
     request_rotation(run, OVERLAP)
     poll("the new endpoint in Stripe", lambda: len(endpoint_ids(run)) == 2)
-    assert run.phase() == "Creating"
+    assert run.step() == "Creating"
     run.operators[-1].kill()
 
 
@@ -91,14 +91,14 @@ def kill_after_endpoint_enabled(run: RotationRun) -> None:
         "the new endpoint enabled",
         lambda: client.v1.webhook_endpoints.retrieve(new_id).status == "enabled",
     )
-    assert run.phase() == "Enabling"
+    assert run.step() == "Enabling"
     run.operators[-1].kill()
 
 
 def kill_during_overlap(run: RotationRun) -> None:
     """Both endpoints live, both secrets accepted."""
     request_rotation(run, LONG_OVERLAP)
-    poll("phase Overlap", lambda: run.phase() == "Overlap")
+    poll("step Overlap", lambda: run.step() == "Overlap")
     run.operators[-1].kill()
 
 
@@ -108,7 +108,7 @@ def kill_while_deleting_old_endpoint(run: RotationRun) -> None:
     hold_answer(run, "DELETE", f"/v1/webhook_endpoints/{old_id}")
     request_rotation(run, OVERLAP)
     poll("the old endpoint deleted", lambda: old_id not in endpoint_ids(run), timeout=60)
-    assert run.phase() == "Overlap"
+    assert run.step() == "Overlap"
     run.operators[-1].kill()
 
 
