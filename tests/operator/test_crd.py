@@ -17,8 +17,8 @@ import stripe
 import yaml
 
 from devstack.cluster.kubectl import Kubectl
+from devstack.project.objects import get_json
 from stripe_webhook_operator import constants
-from tests.operator.operator_process import get_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO_ROOT / "crds" / "stripewebhooks.yaml"

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from devstack.cluster.kubectl import Kubectl
-from devstack.processes import wait_until
+from devstack.processes import poll, wait_until
+from devstack.project.objects import get_json, webhook_manifest
+from devstack.project.scene import Scene
 from stripe_webhook_operator import constants, plugin, plugin_cluster, plugin_view
 from stripe_webhook_operator.times import rfc3339
-from tests.operator.conftest import Scene
-from tests.operator.operator_process import get_json, poll, webhook_manifest
 from tests.operator.test_crd import create_webhook, patch_status
 
 VENV_BIN = Path(sys.executable).parent

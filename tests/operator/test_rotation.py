@@ -13,16 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import poll
+from devstack.project.objects import condition, rotation_step, webhook_manifest
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.scene import RECEIVER_SECRET, Scene, ready_webhook
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import (
-    RECEIVER_SECRET,
-    Scene,
-    condition_reason,
-    ready_webhook,
-    receiver_entry,
-)
-from tests.operator.operator_process import condition, poll, rotation_step, webhook_manifest
-from tests.operator.receiver_process import Receiver
+from tests.operator.conftest import condition_reason, receiver_entry
 
 pytestmark = pytest.mark.integration
 
@@ -142,8 +138,8 @@ def test_api_version_change_replaces_the_endpoint(scene: Scene) -> None:
 
 
 @pytest.fixture
-def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[Receiver]:
-    process = Receiver(
+def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[FedReceiver]:
+    process = FedReceiver(
         kube_cluster.kubeconfig,  # type: ignore[attr-defined]
         scene.namespace,
         RECEIVER_SECRET,
@@ -154,7 +150,7 @@ def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[Rec
 
 
 def test_new_endpoint_stays_disabled_until_the_receiver_holds_its_secret(
-    scene: Scene, receiver: Receiver
+    scene: Scene, receiver: FedReceiver
 ) -> None:
     scene.start_operator(f"--receiver-url={receiver.url}")
     scene.apply(webhook_manifest(scene.namespace, "shop"))
@@ -178,7 +174,7 @@ def test_new_endpoint_stays_disabled_until_the_receiver_holds_its_secret(
 
 
 def test_operator_killed_while_waiting_for_the_receiver_resumes_the_rotation(
-    scene: Scene, receiver: Receiver
+    scene: Scene, receiver: FedReceiver
 ) -> None:
     first_operator = scene.start_operator(f"--receiver-url={receiver.url}")
     scene.apply(webhook_manifest(scene.namespace, "shop"))

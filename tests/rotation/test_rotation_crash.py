@@ -12,18 +12,16 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.operator.conftest import Scene
-from tests.operator.operator_process import poll
-from tests.operator.receiver_process import Receiver
-from tests.rotation.scenario import (
+from devstack.processes import poll
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.rotation.run import (
     RotationRun,
     finish,
-    pause_projection,
     prepare,
     request_rotation,
-    resume_projection,
     wait_rotated,
 )
+from devstack.project.scene import Scene
 
 pytestmark = pytest.mark.integration
 
@@ -72,20 +70,20 @@ def kill_after_endpoint_created(run: RotationRun) -> None:
 
 def kill_after_secrets_written(run: RotationRun) -> None:
     """Both secrets written, the receiver has not confirmed the new one yet."""
-    pause_projection(run)
+    run.receiver.hold_back()
     request_rotation(run, OVERLAP)
     wait_propagating(run)
     run.operators[-1].kill()
-    resume_projection(run)
+    run.receiver.release()
 
 
 def kill_after_endpoint_enabled(run: RotationRun) -> None:
     """Stripe enabled the new endpoint; the operator dies before it hears so."""
-    pause_projection(run)
+    run.receiver.hold_back()
     request_rotation(run, OVERLAP)
     new_id = wait_propagating(run)
     hold_answer(run, "POST", f"/v1/webhook_endpoints/{new_id}")
-    resume_projection(run)
+    run.receiver.release()
     client = run.scene.client()
     poll(
         "the new endpoint enabled",
@@ -123,7 +121,7 @@ STEPS: dict[str, Callable[[RotationRun], None]] = {
 
 @pytest.mark.parametrize("step", list(STEPS))
 def test_operator_killed_mid_rotation_completes_it_once(
-    scene: Scene, receiver: Receiver, step: str
+    scene: Scene, receiver: FedReceiver, step: str
 ) -> None:
     run = prepare(scene, receiver, "shop")
     old_id = str(run.before["endpointId"])
