@@ -88,8 +88,8 @@ class ReceiverProcess:
 
 @dataclass
 class FedReceiver:
-    """A receiver (SQLite in `workdir`) whose secrets directory a projector of the Secret
-    `namespace/secret_name` keeps current."""
+    """A receiver (SQLite and its log in `workdir`) whose secrets directory a projector of the
+    Secret `namespace/secret_name` keeps current."""
 
     kubeconfig: Path
     namespace: str
@@ -122,6 +122,7 @@ class FedReceiver:
             f"sqlite:///{self.database}",
             host=self.host,
             port=self.port,
+            name="receiver",  # its log: workdir/receiver.log, across restarts
         ).start(ready=False)
         return self
 
