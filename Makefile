@@ -132,15 +132,15 @@ demo: install ## The whole journey on the local stack; leaves nothing running.
 
 .PHONY: bench-receiver
 bench-receiver: install ## Receiver throughput and latency against baselines.
-	$(PY) benchmarks/receiver.py
+	$(PY) -m benchmarks.receiver_bench
 
 .PHONY: bench-operator
 bench-operator: install ## Operator time-to-Ready, calls per CR and memory.
-	$(PY) benchmarks/operator.py
+	$(PY) -m benchmarks.operator_bench
 
 .PHONY: bench-rotation
 bench-rotation: install ## Rotations under live traffic: failed deliveries and duplicates.
-	$(PY) benchmarks/rotation.py
+	$(PY) -m benchmarks.rotation_bench
 
 .PHONY: soak
 soak: install ## Long reliability runs; writes docs/reliability.md.

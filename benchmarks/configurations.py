@@ -15,7 +15,6 @@ import secrets
 import shutil
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,14 +25,21 @@ import psycopg
 
 from benchmarks.events import PoolSpec
 from benchmarks.processes import process_tree_rss_kib
-from devstack.processes import REPO_ROOT, ManagedProcess, StackError, free_port, port_open
+from devstack.processes import (
+    REPO_ROOT,
+    VENV_BIN,
+    ManagedProcess,
+    StackError,
+    free_port,
+    port_open,
+)
+from devstack.project.receiver_process import ReceiverProcess
 from devstack.services.postgres import PostgresServer
 
 NAMESPACE = "bench"
 NAME = "shop"
 WEBHOOK_PATH = f"/webhooks/{NAMESPACE}/{NAME}"
 START_TIMEOUT = 60.0
-VENV_BIN = Path(sys.executable).parent
 ENTITLED_PRODUCT = "prod_bench0000"
 # Child processes find the project's packages from the source tree whatever the editable
 # install put on the path, and `benchmarks` from the repository root.
@@ -138,6 +144,9 @@ class Configuration:
         """Return how many events the run left on disk, or None if it stores nothing."""
         return None
 
+    def _env(self, env: dict[str, str]) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": CHILD_PYTHONPATH, **env}
+
     def _process(
         self, name: str, argv: Sequence[str], cpus: str | None, env: dict[str, str]
     ) -> ManagedProcess:
@@ -145,16 +154,21 @@ class Configuration:
             name,
             pinned(self._profiled(argv), cpus),
             self.workdir / "logs" / f"{name}.log",
-            env={**os.environ, "PYTHONPATH": CHILD_PYTHONPATH, **env},
+            env=self._env(env),
             cwd=REPO_ROOT,
         )
 
-    def _profiled(self, argv: Sequence[str]) -> list[str]:
-        """Run a Python program under cProfile (its main thread) if a profile is wanted."""
+    def _profiler(self) -> list[str]:
+        """Return what runs a Python program under cProfile (its main thread), if a profile
+        is wanted."""
         if self.profile_path is None:
-            return list(argv)
-        profile = [str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(self.profile_path)]
-        if Path(argv[0]).name.startswith("python"):
+            return []
+        return [str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(self.profile_path)]
+
+    def _profiled(self, argv: Sequence[str]) -> list[str]:
+        """Run a Python program under cProfile if a profile is wanted."""
+        profile = self._profiler()
+        if profile and Path(argv[0]).name.startswith("python"):
             return [*profile, *argv[1:]]
         return [*profile, *argv]
 
@@ -256,24 +270,18 @@ class OurReceiver(Configuration):
         secrets_dir = self.secrets_dir()
         processes, ports = [], []
         for replica in range(self.replicas):
-            port = free_port()
-            argv = [
-                str(VENV_BIN / "stripe-webhook-receiver"),
-                "--secrets-dir",
-                str(secrets_dir),
-                "--database-url",
+            receiver = ReceiverProcess(
+                self.workdir / "logs",
+                secrets_dir,
                 url,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ]
-            name = f"{self.key}-{run}-{replica}"
-            process = self._process(name, argv, self.placement.server(replica), {})
-            processes.append(process.start())
-            ports.append(port)
+                flags=("--log-level", "warning"),
+                env=self._env({}),
+                cwd=REPO_ROOT,
+                wrapper=pinned(self._profiler(), self.placement.server(replica)),
+                name=f"{self.key}-{run}-{replica}",
+            )
+            processes.append(receiver.launch().process)
+            ports.append(receiver.port)
         running = Running(processes, ports, readiness_path="/readyz", extra={"database": url})
         try:
             running.wait_ready()

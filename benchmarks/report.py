@@ -29,8 +29,8 @@ DOC_HEADER = """# Benchmarks
 Measured side by side in one run, because this machine is shared and noisy: compare the
 ratios within a section, not absolute figures across runs. Each figure is the median of the
 repeats, with the minimum and maximum in brackets. The sections are written by
-`make bench-receiver` and `make bench-operator` (benchmarks/receiver.py, benchmarks/operator.py);
-`--quick` runs give indicative figures only.
+`make bench-receiver` and `make bench-operator` (benchmarks/receiver_bench.py and
+benchmarks/operator_bench.py); `--quick` runs give indicative figures only.
 """
 
 

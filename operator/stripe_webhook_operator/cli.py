@@ -18,9 +18,10 @@ from aiohttp import web
 from stripe_webhook_operator import constants as c
 from stripe_webhook_operator import handlers, kube, metrics
 from stripe_webhook_operator.accounts import AccountCache
+from stripe_webhook_operator.deletion import sweep_orphans
 from stripe_webhook_operator.exceptions import ConfigurationError
 from stripe_webhook_operator.limiter import TokenBucket
-from stripe_webhook_operator.reconcile import Runtime, sweep_orphans
+from stripe_webhook_operator.runtime import Runtime
 from stripe_webhook_operator.settings import Settings, parse_settings
 from stripe_webhook_operator.stripe_api import StripeGateway
 

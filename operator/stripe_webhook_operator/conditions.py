@@ -1,4 +1,5 @@
-"""Status conditions `Ready`, `Synced` and `SecretPropagated`, and the reasons they carry.
+"""Status conditions `Ready`, `Synced` and `SecretPropagated`, and the reasons they carry;
+`Rotating` (whose reason is the rotation's step) is built by rotation_status.py.
 
 Each reason is documented in docs/troubleshooting.md (what it means, what to do)."""
 
@@ -10,7 +11,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from stripe_webhook_operator import constants as c
-from stripe_webhook_operator.manifests import rfc3339
+from stripe_webhook_operator.times import rfc3339
 
 TRUE: Final = "True"
 FALSE: Final = "False"
@@ -61,7 +62,12 @@ def merge(
             if changed or previous is None
             else previous.get("lastTransitionTime", rfc3339(now)),
         }
-    order = [c.CONDITION_READY, c.CONDITION_SYNCED, c.CONDITION_SECRET_PROPAGATED]
+    order = [
+        c.CONDITION_READY,
+        c.CONDITION_SYNCED,
+        c.CONDITION_SECRET_PROPAGATED,
+        c.CONDITION_ROTATING,
+    ]
     return sorted(by_type.values(), key=lambda item: [*order, item["type"]].index(item["type"]))
 
 

@@ -46,16 +46,20 @@ SUBSCRIPTION_UPDATED: Final = "customer.subscription.updated"
 CONDITION_READY: Final = "Ready"
 CONDITION_SYNCED: Final = "Synced"
 CONDITION_SECRET_PROPAGATED: Final = "SecretPropagated"
+CONDITION_ROTATING: Final = "Rotating"
 
 # The Stripe API version a StripeWebhook gets when `spec.stripeApiVersion` is left out: the CRD
 # writes it into the object as a default (crds/stripewebhooks.yaml), so upgrading the library
 # never silently replaces existing endpoints. Equal to the version stripe-python is pinned to.
 DEFAULT_STRIPE_API_VERSION: Final = "2026-10-28.endive"
 
-# `status.rotation.phase` values that the kubectl plugin relies on; the operator may use any
-# other value for the steps before the new endpoint is enabled.
-ROTATION_PHASE_IDLE: Final = "Idle"
-ROTATION_PHASE_OVERLAP: Final = "Overlap"
+# Reasons of the `Rotating` condition (the rotation's current step) that the kubectl plugin
+# relies on: no rotation runs, or the new endpoint is live beside the old one. The operator may
+# use any other reason for the steps before the new endpoint is enabled.
+ROTATION_STEP_IDLE: Final = "Idle"
+ROTATION_STEP_OVERLAP: Final = "Overlap"
+# The `stripe.operator.dev/rotate` value the current or last rotation serves (status field).
+STATUS_ROTATION_REQUEST: Final = "rotationRequest"
 
 # Added by the operator: the endpoint's secret version (so a replayed or leftover endpoint is
 # recognised), the release valve for a resource whose API key is gone, and the receiver's key.

@@ -1,4 +1,5 @@
-"""kopf handlers: each a few lines that hand over to reconcile.py.
+"""kopf handlers: each a few lines that hand over to runtime.py's loop (which runs
+reconcile.py's passes) or to deletion.py.
 
 Every StripeWebhook gets one daemon that does all of its work (create, rotate, correct drift)
 one pass at a time; change handlers and the Secret watch only wake it up. Nothing is returned
@@ -13,9 +14,9 @@ from typing import Any
 import kopf
 
 from stripe_webhook_operator import constants as c
-from stripe_webhook_operator import reconcile
+from stripe_webhook_operator import deletion, reconcile
 from stripe_webhook_operator.exceptions import OperatorError
-from stripe_webhook_operator.reconcile import Runtime
+from stripe_webhook_operator.runtime import Runtime, run_loop
 
 DELETION_RETRY = 10.0
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
@@ -32,7 +33,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any
     ) -> None:
         """When a StripeWebhook exists, reconcile it now and again after every wait."""
-        await reconcile.run_loop(rt, namespace or "", name, stopped)
+        await run_loop(rt, namespace or "", name, stopped, reconcile.reconcile)
 
     @kopf.on.update(*RESOURCE, registry=registry, id="webhook_changed")
     async def webhook_changed(namespace: str | None, name: str, **_: Any) -> None:
@@ -44,7 +45,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         """When a StripeWebhook is deleted, apply its deletion policy before it goes."""
         async with rt.lock(namespace or "", name):
             try:
-                await reconcile.finalize(rt, body)
+                await deletion.finalize(rt, body)
             except OperatorError as exc:
                 raise kopf.TemporaryError(str(exc), delay=DELETION_RETRY) from exc
 

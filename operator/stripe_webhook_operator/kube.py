@@ -1,4 +1,5 @@
-"""The one place that reads and writes Kubernetes objects (besides kopf's own bookkeeping).
+"""The one place that reads and writes Kubernetes objects (besides kopf's own bookkeeping),
+for the operator and for the kubectl plugin alike.
 
 Requests go over httpx with the credentials the `kubernetes` package loads (kubeconfig or the
 in-cluster service account), so bodies stay plain dicts and patches say their content type.
@@ -21,7 +22,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from stripe_webhook_operator import constants as c
-from stripe_webhook_operator.exceptions import ApiKeyMissing, OperatorError, SecretConflict
+from stripe_webhook_operator.exceptions import ApiKeyMissing, KubernetesError, SecretConflict
 from stripe_webhook_operator.manifests import decode
 from stripe_webhook_operator.secret_value import SecretValue
 
@@ -42,19 +43,12 @@ class Unread(enum.Enum):
 UNREAD: Final = Unread.UNREAD
 
 
-class KubernetesError(OperatorError):
-    """The API server refused a request the operator needed."""
-
-    reason = "KubernetesError"
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuration:
-    """Return API server credentials: `kubeconfig` if given, else in-cluster if running in a
-    pod, else the default kubeconfig ($KUBECONFIG or ~/.kube/config)."""
+def load_configuration(
+    kubeconfig: str | None = None, context: str | None = None, *, persist: bool = True
+) -> k8s_client.Configuration:
+    """Return API server credentials: `kubeconfig` (its `context`, else its current one) if
+    given, else in-cluster if running in a pod, else the default kubeconfig ($KUBECONFIG or
+    ~/.kube/config). With `persist`, refreshed credentials are written back to the file."""
     configuration = k8s_client.Configuration()
     if kubeconfig is None:
         try:
@@ -63,7 +57,10 @@ def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuratio
         except k8s_config.ConfigException:
             pass
     k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, client_configuration=configuration
+        config_file=kubeconfig,
+        context=context,
+        client_configuration=configuration,
+        persist_config=persist,
     )
     return configuration
 
@@ -191,17 +188,23 @@ class Kube:
             raise KubernetesError(
                 f"{method} {path} failed with {response.status_code}: {detail}",
                 response.status_code,
+                str(detail),
             )
         result: dict[str, Any] = response.json()
         return result
 
     # StripeWebhook resources -------------------------------------------------------------
 
-    async def get_webhook(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """Return the StripeWebhook as the API server has it now, or None if it is gone."""
-        return await self._request("GET", webhook_path(namespace, name), missing_ok=True)
+    async def get_webhook(
+        self, namespace: str, name: str, *, missing_ok: bool = True
+    ) -> dict[str, Any] | None:
+        """Return the StripeWebhook as the API server has it now, or None if it is gone
+        (without `missing_ok`, a 404 raises KubernetesError like any other refusal)."""
+        return await self._request("GET", webhook_path(namespace, name), missing_ok=missing_ok)
 
-    async def list_webhooks(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    async def list_webhooks(
+        self, namespaces: tuple[str, ...], *, missing_ok: bool = True
+    ) -> list[dict[str, Any]]:
         """Return every StripeWebhook in `namespaces` (all namespaces when empty)."""
         paths = (
             [webhook_path(ns) for ns in namespaces]
@@ -210,7 +213,7 @@ class Kube:
         )
         items: list[dict[str, Any]] = []
         for path in paths:
-            result = await self._request("GET", path, missing_ok=True)
+            result = await self._request("GET", path, missing_ok=missing_ok)
             items.extend((result or {}).get("items") or [])
         return items
 
@@ -227,7 +230,12 @@ class Kube:
         )
 
     async def patch_webhook_annotations(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+        self,
+        namespace: str,
+        name: str,
+        annotations: Mapping[str, str | None],
+        *,
+        missing_ok: bool = True,
     ) -> dict[str, Any] | None:
         """Set (or, with None, remove) annotations on the StripeWebhook."""
         return await self._request(
@@ -235,7 +243,7 @@ class Kube:
             webhook_path(namespace, name),
             json={"metadata": {"annotations": dict(annotations)}},
             content_type=MERGE_PATCH,
-            missing_ok=True,
+            missing_ok=missing_ok,
         )
 
     # Secrets -----------------------------------------------------------------------------

@@ -8,13 +8,13 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from stripe_webhook_operator import constants as c
-from stripe_webhook_operator.durations import parse_duration
 from stripe_webhook_operator.secret_value import SecretValue
 from stripe_webhook_operator.settings import DEFAULT_OVERLAP_SECONDS, DEFAULT_STRIPE_API_VERSION
+from stripe_webhook_operator.times import parse_duration, rfc3339
 
 Body = Mapping[str, Any]
 
@@ -243,11 +243,6 @@ def read_signing_keys(data: Mapping[str, str] | None) -> SigningKeys | None:
 def receiver_entry_key(namespace: str, name: str) -> str:
     """Return the key of a webhook in the receiver's aggregated Secret."""
     return f"{namespace}.{name}.json"
-
-
-def rfc3339(moment: datetime) -> str:
-    """Return `moment` as RFC 3339 UTC with a Z, seconds precision."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def receiver_entry(

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from stripe_webhook_operator.durations import parse_duration
 from stripe_webhook_operator.exceptions import ConfigurationError
+from stripe_webhook_operator.times import parse_duration
 
 ENV_PREFIX: Final = "STRIPE_WEBHOOK_OPERATOR_"
 DEFAULT_STRIPE_API_BASE: Final = "https://api.stripe.com"

@@ -17,8 +17,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stripe_webhook_receiver import logs
+from stripe_webhook_receiver.bodies import BodyTooLarge, read_body
 from stripe_webhook_receiver.database import DatabaseUnavailable
-from stripe_webhook_receiver.deadlines import within
 from stripe_webhook_receiver.events import (
     SUBSCRIPTION_UPDATED,
     EventError,
@@ -27,7 +27,7 @@ from stripe_webhook_receiver.events import (
 )
 from stripe_webhook_receiver.responses import (
     DATABASE_UNAVAILABLE,
-    JSON,
+    FixedAnswer,
     error_response,
     fixed_response,
 )
@@ -37,9 +37,6 @@ from stripe_webhook_receiver.signing import SignatureError, verify
 from stripe_webhook_receiver.store import Delivery, Outcome
 
 log = logs.get("deliveries")
-
-# Seconds a client may take to send its whole body before we give up on it.
-BODY_TIMEOUT = 10.0
 
 OUTCOME_BODIES = {outcome: fixed_response({"outcome": outcome.value}) for outcome in Outcome}
 RECEIPT_NOT_FOUND_BODY = fixed_response(
@@ -51,69 +48,12 @@ RECEIPT_NOT_FOUND_BODY = fixed_response(
         }
     }
 )
-
-
-class BodyTooLarge(Exception):
-    """The request body grew past the limit while we read it."""
-
-
-class FixedAnswer:
-    """A pre-encoded answer sent many times, with the headers Starlette's `Response` gives it.
-
-    One `Response` shared by every request would hand each of them the same header list,
-    which a middleware may edit in place; this sends a fresh copy each time.
-    """
-
-    def __init__(self, body: bytes, status_code: int = 200) -> None:
-        self.status_code = status_code
-        self.body = body
-        self.headers = tuple(Response(body, status_code, media_type=JSON).raw_headers)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": [*self.headers]}
-        )
-        await send({"type": "http.response.body", "body": self.body})
-
-
 OUTCOME_ANSWERS = {
     outcome: FixedAnswer(OUTCOME_BODIES[outcome], outcome.status_code)
     for outcome in Outcome
     if outcome is not Outcome.RECEIPT_NOT_FOUND
 }
 RECEIPT_NOT_FOUND_ANSWER = FixedAnswer(RECEIPT_NOT_FOUND_BODY, 422)
-
-
-async def read_body(receive: Receive, limit: int, seconds: float = BODY_TIMEOUT) -> bytes:
-    """Read the body, counting the bytes as they stream in, whatever Content-Length says.
-
-    Raises BodyTooLarge past `limit` bytes, TimeoutError if the whole body takes longer
-    than `seconds` (a slow client cannot hold a request open) and ClientDisconnect if the
-    client goes away first. Messages are read as Starlette's `Request.stream()` reads them.
-    """
-    return await within(seconds, _read_body(receive, limit))
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "http.request":
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge
-            more = message.get("more_body", False)
-            if not chunks and not more:
-                # The usual case: the whole body came in one message; no copy.
-                return chunk
-            chunks.append(chunk)
-            if not more:
-                return b"".join(chunks)
-        elif kind == "http.disconnect":
-            raise ClientDisconnect
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -16,8 +16,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from stripe_webhook_receiver import logs
+from stripe_webhook_receiver.bodies import BodyTooLarge, read_body
 from stripe_webhook_receiver.database import DatabaseUnavailable
-from stripe_webhook_receiver.deliveries import BodyTooLarge, read_body
 from stripe_webhook_receiver.responses import DATABASE_UNAVAILABLE, error_response, json_response
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.secrets import WebhookConfig

@@ -1,4 +1,5 @@
-"""JSON bodies the receiver answers with, errors in one shape: `{"error": {"code", "message"}}`."""
+"""JSON bodies the receiver answers with, errors in one shape: `{"error": {"code", "message"}}`,
+and the pre-encoded answers of the hot path."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from typing import Any
 
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 JSON = "application/json"
 
@@ -32,3 +34,22 @@ def fixed_response(content: Any) -> bytes:
 DATABASE_UNAVAILABLE = (
     "The database is unavailable; the delivery was not processed and should be retried."
 )
+
+
+class FixedAnswer:
+    """A pre-encoded answer sent many times, with the headers Starlette's `Response` gives it.
+
+    One `Response` shared by every request would hand each of them the same header list,
+    which a middleware may edit in place; this sends a fresh copy each time.
+    """
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.headers = tuple(Response(body, status_code, media_type=JSON).raw_headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": [*self.headers]}
+        )
+        await send({"type": "http.response.body", "body": self.body})

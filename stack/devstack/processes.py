@@ -7,13 +7,20 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
+# The project's console scripts sit beside the Python that runs the stack (`make venv`).
+VENV_BIN = Path(sys.executable).parent
+T = TypeVar("T")
 
 
 class StackError(RuntimeError):
@@ -55,6 +62,23 @@ def wait_until(
                 return
         time.sleep(interval)
     raise StackError(f"{what} not ready after {timeout:.0f} s")
+
+
+def poll(what: str, check: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """Return the first truthy value of `check()`, polling; fail naming `what` (and the last
+    error `check` raised) on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except Exception as exc:
+            last = exc
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f} s (last error: {last})")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -132,6 +156,25 @@ class ManagedProcess:
     def kill(self) -> None:
         """SIGKILL the process group at once (crash tests)."""
         self.stop(timeout=5.0, sig=signal.SIGKILL)
+
+
+def wait_answering(process: ManagedProcess, url: str, *, timeout: float = 30.0) -> None:
+    """Wait until `url` answers 200; fail at once, with the tail of the log, if `process`
+    exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        process.check_alive()
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"{process.name} did not answer {url} within {timeout:.0f} s; last log lines:\n"
+                f"{process.log_tail()}"
+            )
+        time.sleep(0.1)
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:

@@ -15,7 +15,7 @@ from benchmarks.events import subscription_ids, write_pool
 from benchmarks.loadgen import run_load
 from benchmarks.wrk import run_wrk
 
-from benchmarks import receiver
+from benchmarks import receiver_bench
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ async def test_open_loop_generator_sends_at_the_rate_asked(
 
 def test_receiver_benchmark_quick_run_writes_its_section(tmp_path: Path) -> None:
     doc = tmp_path / "benchmarks.md"
-    results = receiver.main(["--quick", "--only", "bare", "--output", str(doc)])
+    results = receiver_bench.main(["--quick", "--only", "bare", "--output", str(doc)])
     text = doc.read_text()
     assert len(results.runs["bare"]) == 1
     assert "(1) bare Starlette, 200" in text

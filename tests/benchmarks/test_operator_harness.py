@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import operator as operator_bench
+from benchmarks import operator_bench
 
 pytestmark = pytest.mark.integration
 

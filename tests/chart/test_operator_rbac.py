@@ -29,11 +29,7 @@ import pytest
 
 from devstack.cluster.kubectl import Cluster, Kubectl, KubectlError
 from devstack.processes import REPO_ROOT, ManagedProcess, free_port
-from stripe_webhook_operator import constants as c
-from tests.chart.cluster import Release
-from tests.chart.grants import Grant, granted, requests, service_account_user, uses
-from tests.chart.rendering import RELEASE, Manifest
-from tests.operator.operator_process import (
+from devstack.project.objects import (
     api_key_secret,
     condition,
     get_json,
@@ -41,6 +37,10 @@ from tests.operator.operator_process import (
     try_get_json,
     webhook_manifest,
 )
+from stripe_webhook_operator import constants as c
+from tests.chart.cluster import Release
+from tests.chart.grants import Grant, granted, requests, service_account_user, uses
+from tests.chart.rendering import RELEASE, Manifest
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.cluster.kubectl import Cluster, Kubectl
 from devstack.processes import REPO_ROOT
-from tests.operator.operator_process import OperatorProcess, apply_crd
-from tests.receiver.server import ReceiverProcess
+from devstack.project.objects import apply_crd
+from devstack.project.operator_process import OperatorProcess
+from devstack.project.receiver_process import ReceiverProcess
 
 DASHBOARD = REPO_ROOT / "charts" / "stripe-webhook-operator" / "dashboards" / "stripe-webhook.json"
 METRIC = re.compile(r"\b(stripe_webhook_(?:receiver|operator)_[a-z0-9_]+)")

@@ -8,7 +8,7 @@ import asyncio
 
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.manifests import StripeEndpoint
-from stripe_webhook_operator.reconcile import Wakeup
+from stripe_webhook_operator.runtime import Wakeup
 from stripe_webhook_operator.secret_value import SecretValue
 
 KEY = SecretValue("sk_test_cache")

@@ -15,9 +15,10 @@ from typing import ClassVar
 
 import pytest
 
+from devstack.processes import poll
+from devstack.project.objects import webhook_manifest
+from devstack.project.scene import Scene, ready_webhook
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import Scene, ready_webhook
-from tests.operator.operator_process import poll, webhook_manifest
 from tests.operator.peering import install_peering
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.operator.conftest import Scene, ready_webhook
-from tests.operator.operator_process import poll, webhook_manifest
+from devstack.processes import poll
+from devstack.project.objects import webhook_manifest
+from devstack.project.scene import Scene, ready_webhook
 
 pytestmark = pytest.mark.integration
 

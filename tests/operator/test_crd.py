@@ -17,8 +17,8 @@ import stripe
 import yaml
 
 from devstack.cluster.kubectl import Kubectl
+from devstack.project.objects import get_json
 from stripe_webhook_operator import constants
-from tests.operator.operator_process import get_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO_ROOT / "crds" / "stripewebhooks.yaml"
@@ -115,9 +115,14 @@ def test_every_string_is_bounded_and_every_list_and_map_too() -> None:
     assert unbounded == []
 
 
-def test_status_rotation_keeps_the_operators_own_fields() -> None:
-    rotation = version_schema()["properties"]["status"]["properties"]["rotation"]
+def test_status_has_no_phase_and_keeps_the_previous_versions_rotation_until_rewritten() -> None:
+    # Rotation progress is the `Rotating` condition; the API conventions deprecate phases.
+    assert "phase" not in CRD_PATH.read_text().lower()
+    status = version_schema()["properties"]["status"]["properties"]
+    # What the 0.1 releases wrote must survive (not be pruned) until the operator reads it.
+    rotation = status["rotation"]
     assert rotation["x-kubernetes-preserve-unknown-fields"] is True
+    assert status["newEndpointParams"]["x-kubernetes-preserve-unknown-fields"] is True
 
 
 def test_default_stripe_api_version_is_the_one_the_stripe_library_is_pinned_to() -> None:
@@ -369,7 +374,14 @@ def test_printer_columns_show_status_in_get(
                 "reason": "EndpointLive",
                 "message": "The endpoint is live.",
                 "lastTransitionTime": "2026-11-27T20:00:00Z",
-            }
+            },
+            {
+                "type": constants.CONDITION_ROTATING,
+                "status": "True",
+                "reason": "Propagating",
+                "message": "Waiting for the receiver.",
+                "lastTransitionTime": "2026-11-27T20:00:00Z",
+            },
         ],
     }
     patch_status(kubectl, kube_namespace, "shown", status)
@@ -384,5 +396,7 @@ def test_printer_columns_show_status_in_get(
     ]
     wide = kubectl("get", "-n", kube_namespace, constants.SHORT_NAME, "-o", "wide").stdout
     assert wide.splitlines()[0].split()[-2:] == ["VERSION", "AGE"]
+    assert wide.splitlines()[0].split()[-3:] == ["ROTATING", "VERSION", "AGE"]
+    assert wide.splitlines()[1].split()[5:7] == ["Propagating", "3"]
     by_category = kubectl("get", "-n", kube_namespace, constants.CATEGORY, "-o", "name").stdout
     assert by_category.strip() == f"{constants.SINGULAR}.{constants.GROUP}/shown"

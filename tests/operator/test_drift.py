@@ -7,9 +7,11 @@ import time
 
 import pytest
 
+from devstack.processes import poll
+from devstack.project.objects import rotation_step, webhook_manifest
+from devstack.project.scene import Scene, ready_webhook
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import Scene, ready_webhook, receiver_entry
-from tests.operator.operator_process import poll, webhook_manifest
+from tests.operator.conftest import receiver_entry
 
 pytestmark = pytest.mark.integration
 
@@ -155,11 +157,10 @@ def test_lost_secret_is_replaced_by_a_new_endpoint_and_the_old_one_deleted(
     scene.kubectl("delete", "secret", "shop-stripe-webhook", "-n", scene.namespace)
 
     def replaced() -> bool:
-        status = scene.webhook("shop").get("status") or {}
-        return (
-            status.get("secretVersion") == 2
-            and (status.get("rotation") or {}).get("phase") == "Idle"
-        )
+        body = scene.webhook("shop")
+        return (body.get("status") or {}).get("secretVersion") == 2 and rotation_step(
+            body
+        ) == "Idle"
 
     poll("secret replaced", replaced)
     (endpoint,) = scene.endpoints()

@@ -8,9 +8,11 @@ import time
 
 import pytest
 
+from devstack.processes import poll
+from devstack.project.objects import api_key_secret, try_get_json, webhook_manifest
+from devstack.project.scene import Scene, ready_webhook
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import Scene, condition_reason, ready_webhook
-from tests.operator.operator_process import api_key_secret, poll, try_get_json, webhook_manifest
+from tests.operator.conftest import condition_reason
 
 pytestmark = pytest.mark.integration
 

@@ -7,15 +7,11 @@ import json
 
 import pytest
 
+from devstack.processes import poll
+from devstack.project.objects import condition, get_json, secret_data, webhook_manifest
+from devstack.project.scene import Scene, ready_webhook
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import Scene, ready_webhook, receiver_entry
-from tests.operator.operator_process import (
-    condition,
-    get_json,
-    poll,
-    secret_data,
-    webhook_manifest,
-)
+from tests.operator.conftest import receiver_entry
 
 pytestmark = pytest.mark.integration
 

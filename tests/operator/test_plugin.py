@@ -3,20 +3,23 @@ a real API server, both called in-process and found by the real kubectl on PATH 
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devstack.cluster.kubectl import Kubectl
-from devstack.processes import ManagedProcess, wait_until
-from stripe_webhook_operator import constants, plugin
-from tests.operator.conftest import Scene
-from tests.operator.operator_process import get_json, poll, webhook_manifest
+from devstack.processes import poll, wait_until
+from devstack.project.objects import get_json, webhook_manifest
+from devstack.project.scene import Scene
+from stripe_webhook_operator import constants, plugin, plugin_cluster, plugin_view
+from stripe_webhook_operator.times import rfc3339
 from tests.operator.test_crd import create_webhook, patch_status
 
 VENV_BIN = Path(sys.executable).parent
@@ -28,6 +31,19 @@ def webhook(name: str, namespace: str = "billing", **status: Any) -> dict[str, A
 
 def condition(kind: str, state: str, reason: str = "Because") -> dict[str, str]:
     return {"type": kind, "status": state, "reason": reason, "message": "A sentence."}
+
+
+# Any fixed moment: what the plugin compares with it is derived from it, never the real clock.
+NOW = datetime.datetime(2031, 5, 4, 21, 0, tzinfo=datetime.UTC)
+
+
+def rotating(step: str) -> dict[str, str]:
+    """The `Rotating` condition at `step` (False once Idle), as the API server stores it."""
+    running = "False" if step == constants.ROTATION_STEP_IDLE else "True"
+    return {
+        **condition(constants.CONDITION_ROTATING, running, step),
+        "lastTransitionTime": rfc3339(NOW),
+    }
 
 
 # --- unit: arguments ----------------------------------------------------------------------
@@ -160,47 +176,55 @@ def test_rotate_value_is_a_utc_timestamp_and_never_the_previous_one() -> None:
     assert plugin.new_rotate_value(again, moment) != again
 
 
-def test_rotate_patch_clears_a_stale_overlap_without_overlap_argument() -> None:
-    cleared = plugin.rotate_patch("v1", None)["metadata"]["annotations"]
+def test_rotate_annotations_clear_a_stale_overlap_without_overlap_argument() -> None:
+    cleared = plugin.rotate_annotations("v1", None)
     assert cleared == {constants.ANNOTATION_ROTATE: "v1", constants.ANNOTATION_ROTATE_OVERLAP: None}
-    emergency = plugin.rotate_patch("v2", "0")["metadata"]["annotations"]
+    emergency = plugin.rotate_annotations("v2", "0")
     assert emergency[constants.ANNOTATION_ROTATE_OVERLAP] == "0"
 
 
-def progress(version: int, phase: str | None = None, request: str | None = None) -> Any:
-    rotation = {k: v for k, v in (("phase", phase), ("request", request)) if v is not None}
-    return plugin.RotationProgress.from_status({"secretVersion": version, "rotation": rotation})
+def progress(version: int, step: str | None = None, request: str | None = None) -> Any:
+    status: dict[str, Any] = {"secretVersion": version}
+    if step is not None:
+        status["conditions"] = [rotating(step)]
+    if request is not None:
+        status[constants.STATUS_ROTATION_REQUEST] = request
+    return plugin_view.RotationProgress.from_status(status)
 
 
 def test_rotation_is_done_once_the_version_grew_and_the_new_endpoint_is_live() -> None:
     assert not progress(1).is_done(1, "r")
     assert not progress(2, "CreatingEndpoint").is_done(1, "r")
     assert not progress(2, "WaitingForPropagation", "r").is_done(1, "r")
-    assert progress(2, constants.ROTATION_PHASE_OVERLAP).is_done(1, "r")
-    assert progress(2, constants.ROTATION_PHASE_IDLE, "r").is_done(1, "r")
+    assert progress(2, constants.ROTATION_STEP_OVERLAP).is_done(1, "r")
+    assert progress(2, constants.ROTATION_STEP_IDLE, "r").is_done(1, "r")
     assert progress(2).is_done(1, "r")
 
 
 def test_rotation_queued_behind_another_is_not_done_when_the_other_finishes() -> None:
-    assert not progress(2, constants.ROTATION_PHASE_OVERLAP, "earlier").is_done(1, "mine")
+    assert not progress(2, constants.ROTATION_STEP_OVERLAP, "earlier").is_done(1, "mine")
 
 
 def test_done_sentence_says_whether_the_previous_secret_still_verifies() -> None:
     now = datetime.datetime(2026, 11, 27, 21, 0, tzinfo=datetime.UTC)
-    later = plugin.RotationProgress.from_status(
+    later = plugin_view.RotationProgress.from_status(
         {"secretVersion": 2, "previousSecretExpiresAt": "2026-11-28T21:00:00Z"}
     )
-    assert plugin._done_sentence("ns", "a", later, now) == (
+    assert plugin_view.done_sentence("ns", "a", later, now) == (
         "Rotation of 'ns/a' done: secret version 2 is live; "
         "the previous secret is accepted until 2026-11-28T21:00:00Z.\n"
     )
     # An emergency rotation ends the overlap at once.
-    past = plugin.RotationProgress.from_status(
+    past = plugin_view.RotationProgress.from_status(
         {"secretVersion": 3, "previousSecretExpiresAt": "2026-11-27T21:00:00Z"}
     )
-    assert "no longer accepted" in plugin._done_sentence("ns", "a", past, now)
-    none = plugin.RotationProgress.from_status({"secretVersion": 3})
-    assert "no longer accepted" in plugin._done_sentence("ns", "a", none, now)
+    assert "no longer accepted" in plugin_view.done_sentence("ns", "a", past, now)
+    none = plugin_view.RotationProgress.from_status({"secretVersion": 3})
+    assert "no longer accepted" in plugin_view.done_sentence("ns", "a", none, now)
+    unreadable = plugin_view.RotationProgress.from_status(
+        {"secretVersion": 3, "previousSecretExpiresAt": "tomorrow"}
+    )
+    assert "no longer accepted" in plugin_view.done_sentence("ns", "a", unreadable, now)
 
 
 # --- unit: status table -------------------------------------------------------------------
@@ -212,14 +236,23 @@ def test_condition_cell_shows_reason_only_when_not_true() -> None:
         condition("Synced", "False", "StripeError"),
         condition("SecretPropagated", "Unknown", "NoReceiverConfigured"),
     ]
-    assert plugin.condition_cell(conditions, "Ready") == "True"
-    assert plugin.condition_cell(conditions, "Synced") == "False (StripeError)"
-    assert plugin.condition_cell(conditions, "SecretPropagated") == "Unknown (NoReceiverConfigured)"
-    assert plugin.condition_cell(conditions, "Other") == "<none>"
+    assert plugin_view.condition_cell(conditions, "Ready") == "True"
+    assert plugin_view.condition_cell(conditions, "Synced") == "False (StripeError)"
+    assert (
+        plugin_view.condition_cell(conditions, "SecretPropagated")
+        == "Unknown (NoReceiverConfigured)"
+    )
+    assert plugin_view.condition_cell(conditions, "Other") == "<none>"
+
+
+def test_rotation_step_is_the_rotating_reason_while_true() -> None:
+    assert plugin_view.rotation_step([rotating("Propagating")]) == "Propagating"
+    assert plugin_view.rotation_step([rotating(constants.ROTATION_STEP_IDLE)]) == "Idle"
+    assert plugin_view.rotation_step([]) == "Idle"
 
 
 def test_status_table_lines_up_columns_and_sorts_rows() -> None:
-    table = plugin.status_table(
+    table = plugin_view.status_table(
         [
             webhook(
                 "zeta",
@@ -232,6 +265,7 @@ def test_status_table_lines_up_columns_and_sorts_rows() -> None:
                     condition("Ready", "True"),
                     condition("Synced", "True"),
                     condition("SecretPropagated", "False", "WaitingForReceiver"),
+                    rotating(constants.ROTATION_STEP_OVERLAP),
                 ],
             ),
             webhook("alpha", namespace="apps"),
@@ -241,9 +275,10 @@ def test_status_table_lines_up_columns_and_sorts_rows() -> None:
     assert header == (
         "NAMESPACE   NAME    ENDPOINT   STRIPE STATUS   SECRET VERSION   LAST ROTATION"
         "          OVERLAP ENDS           READY    SYNCED   SECRETPROPAGATED"
+        "             ROTATING"
     )
     assert first.index("alpha") == header.index("   NAME ") + 3
-    assert first.split() == ["apps", "alpha"] + ["<none>"] * 8
+    assert first.split() == ["apps", "alpha"] + ["<none>"] * 9
     assert second.split() == [
         "billing",
         "zeta",
@@ -256,26 +291,29 @@ def test_status_table_lines_up_columns_and_sorts_rows() -> None:
         "True",
         "False",
         "(WaitingForReceiver)",
+        "Overlap",
     ]
     # Every column starts at the same offset on every line.
     offset = header.index("SECRETPROPAGATED")
-    assert second[offset:] == "False (WaitingForReceiver)"
+    assert second[offset:] == "False (WaitingForReceiver)   Overlap"
     assert table.endswith("\n")
 
 
 def test_format_table_trims_trailing_spaces() -> None:
-    assert plugin.format_table(["A", "LONG"], [["x", ""]]) == "A   LONG\nx\n"
+    assert plugin_view.format_table(["A", "LONG"], [["x", ""]]) == "A   LONG\nx\n"
 
 
 def test_api_errors_become_sentences() -> None:
     no_crd = "the server could not find the requested resource"
-    missing_crd = plugin._api_error_sentence(404, no_crd, "x")
+    missing_crd = plugin_cluster.api_error_sentence(404, no_crd, "x")
     assert "apply crds/stripewebhooks.yaml" in missing_crd
-    missing = plugin._api_error_sentence(404, 'stripewebhooks "a" not found', "StripeWebhook 'n/a'")
+    missing = plugin_cluster.api_error_sentence(
+        404, 'stripewebhooks "a" not found', "StripeWebhook 'n/a'"
+    )
     assert missing == (
         "StripeWebhook 'n/a' was not found; list them with `kubectl stripe status -A`."
     )
-    assert "allowed to read and patch" in plugin._api_error_sentence(403, "forbidden", "x")
+    assert "allowed to read and patch" in plugin_cluster.api_error_sentence(403, "forbidden", "x")
 
 
 # --- integration: a real API server -------------------------------------------------------
@@ -346,28 +384,25 @@ def test_rotate_of_a_missing_webhook_is_one_sentence_and_exit_1(
 @pytest.mark.integration
 @pytest.mark.usefixtures("stripewebhook_crd")
 def test_rotate_wait_follows_status_until_the_new_endpoint_is_live(
-    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str, tmp_path: Path
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str
 ) -> None:
-    """The operator's part is played by status patches here; its own tests drive the real one."""
+    """The operator's part is played by status patches here; its own tests drive the real one.
+    The plugin runs with a fixed clock: the overlap's end it reports is a day after NOW."""
     create_webhook(kubectl, kube_namespace, "waiting")
     patch_status(kubectl, kube_namespace, "waiting", {"secretVersion": 1})
-    log = tmp_path / "rotate.log"
-    rotate = ManagedProcess(
-        "kubectl-stripe rotate",
-        [
-            str(VENV_BIN / "kubectl-stripe"),
-            "rotate",
-            "waiting",
-            "-n",
-            kube_namespace,
-            "--wait",
-            "--timeout",
-            "2m",
-            "--kubeconfig",
-            str(kube_cluster.kubeconfig),
-        ],
-        log,
-    ).start()
+    argv = ["rotate", "waiting", "-n", kube_namespace, "--wait", "--timeout", "2m"]
+    args = plugin.build_parser().parse_args([*argv, "--kubeconfig", str(kube_cluster.kubeconfig)])
+    lines: list[str] = []
+    exit_codes: list[int] = []
+
+    def rotate() -> None:
+        exit_codes.append(asyncio.run(plugin.run(args, lines.append, now=lambda: NOW)))
+
+    def printed() -> str:
+        return "".join(lines)
+
+    runner = threading.Thread(target=rotate, name="kubectl stripe rotate --wait", daemon=True)
+    runner.start()
     try:
         wait_until(
             lambda: constants.ANNOTATION_ROTATE in annotations(kubectl, kube_namespace, "waiting"),
@@ -375,37 +410,40 @@ def test_rotate_wait_follows_status_until_the_new_endpoint_is_live(
             what="the rotate annotation",
         )
         request = annotations(kubectl, kube_namespace, "waiting")[constants.ANNOTATION_ROTATE]
+        assert request == rfc3339(NOW, microseconds=True)
         wait_until(
-            lambda: "secret version 1, rotation phase Idle" in log.read_text(),
+            lambda: "secret version 1, rotation step Idle" in printed(),
             timeout=30,
             what="the first progress line",
         )
-        in_progress = {"phase": "CreatingEndpoint", "request": request}
-        patch_status(
-            kubectl, kube_namespace, "waiting", {"secretVersion": 2, "rotation": in_progress}
-        )
+        in_progress = {
+            "secretVersion": 2,
+            constants.STATUS_ROTATION_REQUEST: request,
+            "conditions": [rotating("CreatingEndpoint")],
+        }
+        patch_status(kubectl, kube_namespace, "waiting", in_progress)
         wait_until(
-            lambda: "secret version 2, rotation phase CreatingEndpoint" in log.read_text(),
+            lambda: "secret version 2, rotation step CreatingEndpoint" in printed(),
             timeout=30,
             what="the in-progress line",
         )
-        assert rotate.alive()
+        assert runner.is_alive()
+        overlap_ends = rfc3339(NOW + datetime.timedelta(days=1))
         patch_status(
             kubectl,
             kube_namespace,
             "waiting",
             {
-                "previousSecretExpiresAt": "2026-11-28T20:00:00Z",
-                "rotation": {"phase": constants.ROTATION_PHASE_OVERLAP},
+                "previousSecretExpiresAt": overlap_ends,
+                "conditions": [rotating(constants.ROTATION_STEP_OVERLAP)],
             },
         )
-        assert rotate.popen is not None
-        assert rotate.popen.wait(timeout=30) == 0
     finally:
-        rotate.stop()
+        runner.join(timeout=30)
+    assert exit_codes == [plugin.EXIT_OK]
     assert (
         f"Rotation of '{kube_namespace}/waiting' done: secret version 2 is live; "
-        "the previous secret is accepted until 2026-11-28T20:00:00Z." in log.read_text()
+        f"the previous secret is accepted until {overlap_ends}." in printed()
     )
 
 
@@ -428,7 +466,7 @@ def test_rotate_wait_with_the_real_operator_and_stripe_emulator(
     code, out, err = run_plugin(kube_cluster, rotate, capsys)
     assert code == 0, err
     assert status()["secretVersion"] == 2
-    assert status()["rotation"]["phase"] == constants.ROTATION_PHASE_OVERLAP
+    assert plugin_view.rotation_step(status()["conditions"]) == constants.ROTATION_STEP_OVERLAP
     assert "secret version 2 is live; the previous secret is accepted until" in out
     assert len(scene.endpoints()) == 2
 
@@ -451,7 +489,11 @@ def test_rotate_wait_times_out_with_exit_3_while_another_request_is_served(
         kubectl,
         kube_namespace,
         "queued",
-        {"secretVersion": 1, "rotation": {"phase": "WaitingForPropagation", "request": "earlier"}},
+        {
+            "secretVersion": 1,
+            constants.STATUS_ROTATION_REQUEST: "earlier",
+            "conditions": [rotating("WaitingForPropagation")],
+        },
     )
     code, out, err = run_plugin(
         kube_cluster,
@@ -459,9 +501,9 @@ def test_rotate_wait_times_out_with_exit_3_while_another_request_is_served(
         capsys,
     )
     assert code == plugin.EXIT_TIMEOUT
-    assert "secret version 1, rotation phase WaitingForPropagation" in out
+    assert "secret version 1, rotation step WaitingForPropagation" in out
     assert err.startswith("error: Timed out waiting for the rotation")
-    assert "still in phase WaitingForPropagation" in err
+    assert "still at step WaitingForPropagation" in err
 
 
 @pytest.mark.integration
@@ -494,7 +536,7 @@ def test_status_prints_what_the_status_subresource_holds(
     assert code == 0
     header, fresh, shown = out.splitlines()
     assert header.split()[:2] == ["NAMESPACE", "NAME"]
-    assert fresh.split() == [kube_namespace, "fresh"] + ["<none>"] * 8
+    assert fresh.split() == [kube_namespace, "fresh"] + ["<none>"] * 9
     assert shown.split() == [
         kube_namespace,
         "shown",
@@ -506,6 +548,7 @@ def test_status_prints_what_the_status_subresource_holds(
         "False",
         "(ApiKeyMissing)",
         "True",
+        "<none>",
         "<none>",
     ]
     code, out, _ = run_plugin(kube_cluster, ["status", "-A"], capsys)

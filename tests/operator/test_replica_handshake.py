@@ -6,9 +6,9 @@ The API server refuses loopback addresses in EndpointSlices, so this module runs
 stack in a private network namespace (devstack.node.netns) whose only interface is its own `lo`:
 a control plane, the Stripe emulator and the operator on that namespace's 127.0.0.1, and two
 real receivers, each on an extra address of that `lo` (10.251.0.2, 10.251.0.3) and each fed
-by its own Secret projector. The test publishes the receiver Service's EndpointSlice as the
-endpoint-slice controller would for two Pods, and holds a replica back from the new secret by
-stopping its projector (a kubelet that has not synced the volume yet).
+by its own Secret projector (a FedReceiver). The test publishes the receiver Service's
+EndpointSlice as the endpoint-slice controller would for two Pods, and holds a replica back from
+the new secret by stopping its projector (a kubelet that has not synced the volume yet).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,27 +26,26 @@ import pytest
 from devstack.cluster.control_plane import ControlPlane
 from devstack.cluster.kubectl import Kubectl
 from devstack.node.netns import NetworkNamespace
-from devstack.node.projector import SecretProjector
-from devstack.processes import REPO_ROOT, ManagedProcess, wait_until
-from devstack.stripe_emulator.fixtures import StripeTarget
-from devstack.stripe_emulator.launcher import EmulatorProcess
-from stripe_webhook_operator import constants as c
-from tests.operator.conftest import RECEIVER_SECRET
-from tests.operator.operator_process import (
-    OperatorProcess,
+from devstack.processes import poll
+from devstack.project.objects import (
     api_key_secret,
     apply_crd,
     condition,
     get_json,
-    poll,
     random_cluster_id,
+    rotation_step,
     secret_data,
     webhook_manifest,
 )
+from devstack.project.operator_process import OperatorProcess
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.scene import RECEIVER_SECRET
+from devstack.stripe_emulator.fixtures import StripeTarget
+from devstack.stripe_emulator.launcher import EmulatorProcess
+from stripe_webhook_operator import constants as c
 
 pytestmark = pytest.mark.integration
 
-RECEIVER_BIN = REPO_ROOT / ".venv" / "bin" / "stripe-webhook-receiver"
 NAMESPACE = "billing"
 SERVICE = "receiver"
 # Every replica listens on the same port, as the Pods behind one Service do.
@@ -61,71 +59,13 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
-@dataclass
-class Replica:
-    """One receiver replica on `address`, reading secrets that its own projector writes."""
-
-    address: str
-    workdir: Path
-    kubeconfig: Path
-    process: ManagedProcess | None = None
-    projector: SecretProjector | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}:{RECEIVER_PORT}"
-
-    @property
-    def secrets_dir(self) -> Path:
-        return self.workdir / "secrets"
-
-    def start(self) -> Replica:
-        self.release()
-        argv = [
-            str(RECEIVER_BIN),
-            f"--secrets-dir={self.secrets_dir}",
-            f"--database-url=sqlite:///{self.workdir / 'receiver.db'}",
-            f"--host={self.address}",
-            f"--port={RECEIVER_PORT}",
-        ]
-        self.process = ManagedProcess(
-            f"receiver-{self.address}", argv, self.workdir / "receiver.log"
-        ).start()
-        process = self.process
-
-        def healthy() -> bool:
-            process.check_alive()
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-
-        wait_until(healthy, timeout=30, what=f"receiver on {self.address}")
-        return self
-
-    def hold_back(self) -> None:
-        """Stop feeding the replica: it keeps the secrets it has, like a Pod whose kubelet has
-        not synced the Secret volume yet."""
-        if self.projector is not None:
-            self.projector.stop()
-            self.projector = None
-
-    def release(self) -> None:
-        """Feed the replica again; returns once its directory shows the Secret as it is now."""
-        if self.projector is None:
-            self.projector = SecretProjector(
-                self.kubeconfig, NAMESPACE, RECEIVER_SECRET, self.secrets_dir
-            ).start()
-
-    def fingerprints(self, webhook: str) -> list[str]:
-        """Fingerprints the replica lists for `webhook` (ns/name); none if not loaded."""
-        response = httpx.get(f"{self.url}/readyz/webhooks/{webhook}", timeout=2)
-        if response.status_code == 404:
-            return []
-        response.raise_for_status()
-        return list(response.json()["fingerprints"])
-
-    def stop(self) -> None:
-        self.hold_back()
-        if self.process is not None:
-            self.process.stop()
+def fingerprints(replica: FedReceiver, webhook: str) -> list[str]:
+    """Fingerprints the replica lists for `webhook` (ns/name); none if not loaded."""
+    response = httpx.get(f"{replica.url}/readyz/webhooks/{webhook}", timeout=2)
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    return list(response.json()["fingerprints"])
 
 
 @dataclass
@@ -136,7 +76,7 @@ class ReplicaStack:
     kubectl: Kubectl
     stripe: StripeTarget
     api_key: str
-    replicas: list[Replica]
+    replicas: list[FedReceiver]
     operator: OperatorProcess | None = None
     service_uid: str = ""
 
@@ -183,10 +123,10 @@ class ReplicaStack:
             "ports": [{"name": "http", "port": RECEIVER_PORT, "protocol": "TCP"}],
             "endpoints": [
                 {
-                    "addresses": [replica.address],
+                    "addresses": [replica.host],
                     "conditions": {
-                        "ready": replica.address not in unready,
-                        "serving": replica.address not in unready,
+                        "ready": replica.host not in unready,
+                        "serving": replica.host not in unready,
                         "terminating": False,
                     },
                 }
@@ -228,7 +168,14 @@ def replica_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicaS
             stack = ReplicaStack(netns, kubectl, stripe, api_key, replicas=[])
             stack.service_uid = create_service(kubectl)
             for address in REPLICA_ADDRESSES:
-                replica = Replica(address, workdir / f"receiver-{address}", plane.kubeconfig)
+                replica = FedReceiver(
+                    plane.kubeconfig,
+                    NAMESPACE,
+                    RECEIVER_SECRET,
+                    workdir / f"receiver-{address}",
+                    host=address,
+                    port=RECEIVER_PORT,
+                )
                 cleanup.callback(replica.stop)
                 stack.replicas.append(replica.start())
             stack.publish_endpoints(unready=set())
@@ -280,11 +227,11 @@ def created(stack: ReplicaStack, name: str) -> dict[str, Any]:
 
 
 def propagating(stack: ReplicaStack, name: str) -> dict[str, Any]:
-    """Wait until a rotation of `name` has written its new secret; return the rotation state."""
+    """Wait until a rotation of `name` has written its new secret; return its status."""
 
     def check() -> dict[str, Any] | None:
-        state = (stack.webhook(name).get("status") or {}).get("rotation") or {}
-        return state if state.get("phase") == "Propagating" else None
+        body = stack.webhook(name)
+        return dict(body["status"]) if rotation_step(body) == "Propagating" else None
 
     return poll(f"{name} waiting for the receiver", check)
 
@@ -295,7 +242,7 @@ def rotated(stack: ReplicaStack, name: str, version: int) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         body = stack.webhook(name)
         status = body.get("status") or {}
-        idle = (status.get("rotation") or {}).get("phase") == "Idle"
+        idle = rotation_step(body) == "Idle"
         return body if status.get("secretVersion") == version and idle else None
 
     try:
@@ -320,7 +267,7 @@ def test_new_endpoint_waits_until_every_replica_holds_the_secret(stack: ReplicaS
     new_fingerprint = fingerprint(stack.signing_secret("shop"))
     poll(
         "replica A lists the new fingerprint",
-        lambda: new_fingerprint in replica_a.fingerprints(webhook),
+        lambda: new_fingerprint in fingerprints(replica_a, webhook),
     )
 
     # The operator asked both replicas after A had loaded the new secret: only B is named.
@@ -333,7 +280,7 @@ def test_new_endpoint_waits_until_every_replica_holds_the_secret(stack: ReplicaS
     waiting = poll("SecretPropagated naming replica B alone", waiting_for_b_only)
     assert waiting["status"] == "False"
     assert f"{replica_b.url} holds other secrets only" in waiting["message"]
-    assert new_fingerprint not in replica_b.fingerprints(webhook)
+    assert new_fingerprint not in fingerprints(replica_b, webhook)
     assert stack.endpoint_status(new_id) == "disabled"
     assert stack.endpoint_status(old_id) == "enabled"
     status = stack.webhook("shop")["status"]
@@ -349,7 +296,7 @@ def test_new_endpoint_waits_until_every_replica_holds_the_secret(stack: ReplicaS
     assert propagated["status"] == "True"
     assert "2 replica(s) confirmed" in propagated["message"]
     for replica in stack.replicas:
-        assert new_fingerprint in replica.fingerprints(webhook)
+        assert new_fingerprint in fingerprints(replica, webhook)
 
 
 def test_replica_not_ready_in_the_endpoint_slice_is_not_asked(stack: ReplicaStack) -> None:
@@ -358,7 +305,7 @@ def test_replica_not_ready_in_the_endpoint_slice_is_not_asked(stack: ReplicaStac
     old_id = created(stack, "store")["status"]["endpointId"]
 
     # B is held back and marked not ready: were it asked, it would block the rotation.
-    stack.publish_endpoints(unready={replica_b.address})
+    stack.publish_endpoints(unready={replica_b.host})
     replica_b.hold_back()
     annotate_rotation(stack, "store", "while-b-starts")
     body = rotated(stack, "store", 2)
@@ -371,5 +318,5 @@ def test_replica_not_ready_in_the_endpoint_slice_is_not_asked(stack: ReplicaStac
     assert propagated["status"] == "True"
     assert "1 replica(s) confirmed" in propagated["message"]
     new_fingerprint = fingerprint(stack.signing_secret("store"))
-    assert new_fingerprint in replica_a.fingerprints(webhook)
-    assert new_fingerprint not in replica_b.fingerprints(webhook)
+    assert new_fingerprint in fingerprints(replica_a, webhook)
+    assert new_fingerprint not in fingerprints(replica_b, webhook)

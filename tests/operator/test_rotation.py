@@ -13,16 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import poll
+from devstack.project.objects import condition, rotation_step, webhook_manifest
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.scene import RECEIVER_SECRET, Scene, ready_webhook
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import (
-    RECEIVER_SECRET,
-    Scene,
-    condition_reason,
-    ready_webhook,
-    receiver_entry,
-)
-from tests.operator.operator_process import condition, poll, webhook_manifest
-from tests.operator.receiver_process import Receiver
+from tests.operator.conftest import condition_reason, receiver_entry
 
 pytestmark = pytest.mark.integration
 
@@ -31,17 +27,14 @@ def annotate(scene: Scene, name: str, *pairs: str) -> None:
     scene.kubectl("annotate", "--overwrite", "swh", name, "-n", scene.namespace, *pairs)
 
 
-def rotated_to(scene: Scene, name: str, version: int, phase: str = "Idle") -> dict:
+def rotated_to(scene: Scene, name: str, version: int, step: str = "Idle") -> dict:
     def check() -> dict | None:
         body = scene.webhook(name)
         status = body.get("status") or {}
-        done = (
-            status.get("secretVersion") == version
-            and (status.get("rotation") or {}).get("phase") == phase
-        )
+        done = status.get("secretVersion") == version and rotation_step(body) == step
         return body if done else None
 
-    return poll(f"{name} at version {version} ({phase})", check)
+    return poll(f"{name} at version {version} ({step})", check)
 
 
 def test_requested_rotation_overlaps_then_drops_the_old_endpoint(scene: Scene) -> None:
@@ -51,7 +44,7 @@ def test_requested_rotation_overlaps_then_drops_the_old_endpoint(scene: Scene) -
     old_secret = scene.secret("shop-stripe-webhook")[c.SECRET_KEY_SIGNING]
     annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=one", f"{c.ANNOTATION_ROTATE_OVERLAP}=6s")
 
-    body = rotated_to(scene, "shop", 2, phase="Overlap")
+    body = rotated_to(scene, "shop", 2, step="Overlap")
     status = body["status"]
     assert status["previousEndpointId"] == first["endpointId"]
     assert status["endpointId"] != first["endpointId"]
@@ -117,10 +110,10 @@ def test_request_during_a_rotation_is_queued(scene: Scene) -> None:
     scene.apply(webhook_manifest(scene.namespace, "shop"))
     ready_webhook(scene, "shop")
     annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=a", f"{c.ANNOTATION_ROTATE_OVERLAP}=4s")
-    rotated_to(scene, "shop", 2, phase="Overlap")
+    rotated_to(scene, "shop", 2, step="Overlap")
     annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=b")
-    body = rotated_to(scene, "shop", 3, phase="Overlap")
-    assert body["status"]["rotation"]["request"] == "b"
+    body = rotated_to(scene, "shop", 3, step="Overlap")
+    assert body["status"]["rotationRequest"] == "b"
     rotated_to(scene, "shop", 3)
     assert len(scene.endpoints()) == 1
 
@@ -137,16 +130,16 @@ def test_api_version_change_replaces_the_endpoint(scene: Scene) -> None:
             rotation={"overlap": "1m"},
         )
     )
-    body = rotated_to(scene, "shop", 2, phase="Overlap")
+    body = rotated_to(scene, "shop", 2, step="Overlap")
     endpoints = {e.id: e for e in scene.endpoints()}
     assert set(endpoints) == {first["endpointId"], body["status"]["endpointId"]}
     assert endpoints[body["status"]["endpointId"]].api_version == "2025-03-31.basil"
-    assert body["status"]["rotation"]["trigger"] == "ApiVersionChanged"
+    assert body["status"]["rotationTrigger"] == "ApiVersionChanged"
 
 
 @pytest.fixture
-def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[Receiver]:
-    process = Receiver(
+def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[FedReceiver]:
+    process = FedReceiver(
         kube_cluster.kubeconfig,  # type: ignore[attr-defined]
         scene.namespace,
         RECEIVER_SECRET,
@@ -157,7 +150,7 @@ def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[Rec
 
 
 def test_new_endpoint_stays_disabled_until_the_receiver_holds_its_secret(
-    scene: Scene, receiver: Receiver
+    scene: Scene, receiver: FedReceiver
 ) -> None:
     scene.start_operator(f"--receiver-url={receiver.url}")
     scene.apply(webhook_manifest(scene.namespace, "shop"))
@@ -169,7 +162,7 @@ def test_new_endpoint_stays_disabled_until_the_receiver_holds_its_secret(
     receiver.stop_server()
     annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=x", f"{c.ANNOTATION_ROTATE_OVERLAP}=1s")
     condition_reason(scene, "shop", "WaitingForReceiver", c.CONDITION_SECRET_PROPAGATED)
-    new_id = scene.webhook("shop")["status"]["rotation"]["newEndpointId"]
+    new_id = scene.webhook("shop")["status"]["newEndpointId"]
     time.sleep(1)
     assert scene.client().v1.webhook_endpoints.retrieve(new_id).status == "disabled"
     assert scene.webhook("shop")["status"]["secretVersion"] == 1
@@ -181,7 +174,7 @@ def test_new_endpoint_stays_disabled_until_the_receiver_holds_its_secret(
 
 
 def test_operator_killed_while_waiting_for_the_receiver_resumes_the_rotation(
-    scene: Scene, receiver: Receiver
+    scene: Scene, receiver: FedReceiver
 ) -> None:
     first_operator = scene.start_operator(f"--receiver-url={receiver.url}")
     scene.apply(webhook_manifest(scene.namespace, "shop"))
@@ -189,7 +182,7 @@ def test_operator_killed_while_waiting_for_the_receiver_resumes_the_rotation(
     receiver.stop_server()
     annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=x", f"{c.ANNOTATION_ROTATE_OVERLAP}=0")
     condition_reason(scene, "shop", "WaitingForReceiver", c.CONDITION_SECRET_PROPAGATED)
-    new_id = scene.webhook("shop")["status"]["rotation"]["newEndpointId"]
+    new_id = scene.webhook("shop")["status"]["newEndpointId"]
     first_operator.kill()
 
     receiver.start()
@@ -207,7 +200,7 @@ def test_rotate_annotation_is_seen_at_once_not_at_the_next_drift_pass(scene: Sce
     scene.apply(webhook_manifest(scene.namespace, "shop"))
     ready_webhook(scene, "shop")
     annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=now", f"{c.ANNOTATION_ROTATE_OVERLAP}=1h")
-    body = rotated_to(scene, "shop", 2, phase="Overlap")
+    body = rotated_to(scene, "shop", 2, step="Overlap")
     assert body["status"]["previousEndpointId"] != body["status"]["endpointId"]
 
 
@@ -227,9 +220,61 @@ def test_scheduled_rotation_starts_once_every_has_passed(scene: Scene) -> None:
         "patch", "swh", "shop", "-n", scene.namespace,
         "--subresource=status", "--type=merge", "-p", patch,
     )  # fmt: skip
-    body = rotated_to(scene, "shop", 2, phase="Overlap")
+    body = rotated_to(scene, "shop", 2, step="Overlap")
     status = body["status"]
-    assert status["rotation"]["trigger"] == "Scheduled"
+    assert status["rotationTrigger"] == "Scheduled"
     assert status["previousEndpointId"] == first["endpointId"]
     last = datetime.fromisoformat(status["lastRotationTime"].replace("Z", "+00:00"))
     assert datetime.now(UTC) - last < timedelta(minutes=5)
+
+
+def test_status_written_by_the_previous_version_is_read_once_and_rewritten(scene: Scene) -> None:
+    first = scene.start_operator()
+    scene.apply(webhook_manifest(scene.namespace, "shop"))
+    status = ready_webhook(scene, "shop")["status"]
+    first.kill()
+    # What the 0.1 releases wrote: everything in `status.rotation`, its step in `phase`, and
+    # no `Rotating` condition. The request there was handled: it must not start a rotation.
+    annotate(scene, "shop", f"{c.ANNOTATION_ROTATE}=before-the-upgrade")
+    legacy = {
+        "rotation": {
+            "phase": "Idle",
+            "trigger": "Created",
+            "request": "before-the-upgrade",
+            "overlapSeconds": 0,
+            "applied": {"apiVersion": status["stripeApiVersion"], "connect": False},
+        },
+        "rotationRequest": None,
+        "rotationTrigger": None,
+        "rotationOverlapSeconds": None,
+        "stripeApiVersion": None,
+        "connect": None,
+        "conditions": [item for item in status["conditions"] if item["type"] != "Rotating"],
+    }
+    scene.kubectl(
+        "patch", "swh", "shop", "-n", scene.namespace,
+        "--subresource=status", "--type=merge", "-p", json.dumps({"status": legacy}),
+    )  # fmt: skip
+    assert scene.webhook("shop")["status"]["rotation"]["request"] == "before-the-upgrade"
+
+    scene.start_operator()
+
+    def rewritten() -> dict | None:
+        body = scene.webhook("shop")
+        done = "rotation" not in body["status"] and condition(body, "Rotating")
+        return body if done else None
+
+    body = poll("status rewritten in the new shape", rewritten)
+    new = body["status"]
+    assert new["rotationRequest"] == "before-the-upgrade"
+    assert new["rotationTrigger"] == "Created"
+    assert (new["stripeApiVersion"], new["connect"]) == (status["stripeApiVersion"], False)
+    assert condition(body, "Rotating")["status"] == "False"
+    assert condition(body, "Rotating")["reason"] == "Idle"
+    # Read once: written once, then drift passes find nothing to write.
+    time.sleep(3)
+    settled = scene.webhook("shop")["metadata"]["resourceVersion"]
+    time.sleep(3)
+    assert scene.webhook("shop")["metadata"]["resourceVersion"] == settled
+    assert scene.webhook("shop")["status"]["secretVersion"] == 1
+    assert [e.id for e in scene.endpoints()] == [status["endpointId"]]

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from stripe_webhook_operator import conditions as cond
-from stripe_webhook_operator.durations import format_duration, parse_duration
 from stripe_webhook_operator.exceptions import ConfigurationError
 from stripe_webhook_operator.limiter import TokenBucket
 from stripe_webhook_operator.settings import parse_settings
+from stripe_webhook_operator.times import format_duration, parse_duration
 
 
 def test_flags_default_and_env_and_flag_wins() -> None:

@@ -9,7 +9,7 @@ import pytest
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
-from stripe_webhook_receiver.deliveries import BodyTooLarge, read_body
+from stripe_webhook_receiver.bodies import BodyTooLarge, read_body
 
 
 def receiver(chunks: list[bytes], *, stall: bool = False, disconnect: bool = False) -> Receive:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from devstack.processes import wait_until
+from devstack.project.receiver_process import ReceiverProcess
 from devstack.stripe_emulator.fixtures import StripeTarget
 from stripe_webhook_receiver.subscribers import rfc3339
 from tests.receiver.layout import project, webhook_file
-from tests.receiver.server import ReceiverProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ import httpx
 import psycopg
 import pytest
 
+from devstack.project.receiver_process import ReceiverProcess
 from devstack.services.postgres import PostgresServer
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.payloads import signed, subscription_event
-from tests.receiver.server import ReceiverProcess
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devstack.processes import wait_until
+from devstack.project.receiver_process import ReceiverProcess
 from stripe_webhook_receiver.signing import fingerprint
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.payloads import ACACIA, signed, subscription_event
-from tests.receiver.server import ReceiverProcess
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from devstack.processes import wait_until
+from devstack.project.receiver_process import ReceiverProcess
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.payloads import signed, subscription_event
-from tests.receiver.server import ReceiverProcess
 
 pytestmark = pytest.mark.integration
 

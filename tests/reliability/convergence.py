@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from devstack.project.objects import condition, secret_data, try_get_json
+from devstack.project.scene import RECEIVER_SECRET, Scene
 from stripe_webhook_operator import constants as c
 from stripe_webhook_receiver.signing import SignatureError, SigningSecret, verify
-from tests.operator.conftest import RECEIVER_SECRET, Scene
-from tests.operator.operator_process import condition, secret_data, try_get_json
 from tests.reliability.sink import Sink
 
 SETTLE_TIMEOUT = 90.0

@@ -7,6 +7,7 @@ with one endpoint, and the aggregated Secret holds exactly the live webhooks."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -23,19 +24,17 @@ import pytest
 
 from devstack.cluster.control_plane import ControlPlane
 from devstack.cluster.kubectl import Cluster, Kubectl
-from devstack.processes import ManagedProcess
-from devstack.stripe_emulator.fixtures import StripeTarget
-from tests.operator.conftest import RECEIVER_SECRET, Scene
-from tests.operator.operator_process import (
-    OperatorProcess,
+from devstack.processes import ManagedProcess, poll
+from devstack.project.objects import (
     api_key_secret,
     apply_crd,
-    poll,
-    random_cluster_id,
     secret_data,
     try_get_json,
     webhook_manifest,
 )
+from devstack.project.operator_process import OperatorProcess
+from devstack.project.scene import RECEIVER_SECRET, Scene, open_scene, release_webhooks
+from devstack.stripe_emulator.fixtures import StripeTarget
 from tests.reliability.convergence import check_deliveries, settle
 from tests.reliability.ledger import TIMEOUT, Ledger, trials
 from tests.reliability.sink import Sink
@@ -70,12 +69,7 @@ def await_entries(
 
 def release(kubectl: Kubectl, namespace: str) -> None:
     """Drop finalizers (no operator runs any more) and delete the namespace."""
-    names = kubectl("get", "stripewebhooks", "-n", namespace, "-o", "name", check=False)
-    for resource in names.stdout.split():
-        kubectl(
-            "patch", resource, "-n", namespace, "--type=merge",
-            "-p", '{"metadata":{"finalizers":null}}', check=False,
-        )  # fmt: skip
+    release_webhooks(kubectl, namespace)
     kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
 
 
@@ -159,26 +153,24 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         plane.stop()
 
 
+@contextlib.contextmanager
 def scene_on(
     plane: ControlPlane,
     stripe: StripeTarget,
     namespace: str,
     tmp_path: Path,
     extra_args: tuple[str, ...] = (),
-) -> tuple[Scene, OperatorProcess]:
+) -> Iterator[tuple[Scene, OperatorProcess]]:
     """On a control plane of a test's own: the CRD, `namespace` with a fresh account's API
-    key, and an operator watching it (started)."""
+    key, and an operator watching it (started); afterwards the operator is killed, the
+    finalizers dropped and the namespace deleted."""
     kubectl = Kubectl(plane.kubeconfig, tmp_path / "kubectl-cache")
     apply_crd(kubectl)
-    kubectl("create", "namespace", namespace)
-    api_key = stripe.new_api_key()
-    kubectl("apply", "-f", "-", input=api_key_secret(namespace, api_key))
-    cluster_id = random_cluster_id()
-    operator = OperatorProcess(
-        plane.kubeconfig, stripe.base_url, namespace, tmp_path, cluster_id, extra_args
-    ).start()
-    scene = Scene(namespace, api_key, stripe, kubectl, lambda *a, **k: operator, cluster_id)
-    return scene, operator
+    with (
+        kubectl.temporary_namespace(namespace),
+        open_scene(kubectl, plane.kubeconfig, stripe, namespace, tmp_path) as scene,
+    ):
+        yield scene, scene.start_operator(*extra_args)
 
 
 def apiserver(plane: ControlPlane) -> ManagedProcess:
@@ -196,13 +188,12 @@ def test_api_server_restarted_mid_reconcile_loses_nothing(
 ) -> None:
     row = ledger.row("API server killed and restarted mid-reconcile")
     namespace = "restarts"
-    scene, operator = scene_on(control_plane, stripe_emulator, namespace, tmp_path)
-    kubectl = scene.kubectl
-    subscription = stripe_emulator.create_subscription(scene.api_key)
-    rng = random.Random()
-    wanted: dict[str, str] = {}
-    problems: list[str] = []
-    try:
+    with scene_on(control_plane, stripe_emulator, namespace, tmp_path) as (scene, operator):
+        kubectl = scene.kubectl
+        subscription = stripe_emulator.create_subscription(scene.api_key)
+        rng = random.Random()
+        wanted: dict[str, str] = {}
+        problems: list[str] = []
         for trial in range(trials(1, 4)):
             batch = {f"t{trial}-w{i}": f"{sink.url}/{namespace}/t{trial}-w{i}" for i in range(3)}
             wanted.update(batch)
@@ -234,9 +225,6 @@ def test_api_server_restarted_mid_reconcile_loses_nothing(
             problems += [f"trial {trial}: {p}" for p in lost + outcome.extra]
         assert operator.process is not None
         operator.process.check_alive()
-    finally:
-        operator.stop()
-        release(kubectl, namespace)
     assert not problems, problems
 
 
@@ -297,64 +285,60 @@ def test_watch_expired_while_the_operator_was_away_is_relisted(
     namespace = "expiry"
     # Each watch ends after 2 s, so a stopped operator soon has none open; DEBUG for kopf's
     # line telling that a watch got 410.
-    scene, operator = scene_on(
-        uncached_plane,
-        stripe_emulator,
-        namespace,
-        tmp_path,
-        extra_args=("--watch-server-timeout=2s", "--log-level=DEBUG"),
-    )
-    kubectl = scene.kubectl
-    assert operator.process is not None
-    pid = operator.process.pid
-    subscription = stripe_emulator.create_subscription(scene.api_key)
+    flags = ("--watch-server-timeout=2s", "--log-level=DEBUG")
+    with scene_on(uncached_plane, stripe_emulator, namespace, tmp_path, flags) as (
+        scene,
+        operator,
+    ):
+        kubectl = scene.kubectl
+        assert operator.process is not None
+        pid = operator.process.pid
+        subscription = stripe_emulator.create_subscription(scene.api_key)
 
-    def expired_since(seen: int) -> int:
-        """How many times the operator's watch got 410 Gone, if more than `seen`; else 0."""
-        count = operator.log().count(WATCH_EXPIRED)
-        return count if count > seen else 0
+        def expired_since(seen: int) -> int:
+            """How many times the operator's watch got 410 Gone, if more than `seen`; else 0."""
+            count = operator.log().count(WATCH_EXPIRED)
+            return count if count > seen else 0
 
-    wanted: dict[str, str] = {}
-    gone: set[str] = set()
-    problems: list[str] = []
-    try:
-        for trial in range(trials(1, 3)):
-            kept, dropped, added = f"t{trial}-kept", f"t{trial}-dropped", f"t{trial}-added"
-            for name in (kept, dropped):
-                wanted[name] = f"{sink.url}/{namespace}/{name}"
-                scene.apply(webhook_manifest(namespace, name, url=wanted[name]))
-            before = settle(scene, wanted, gone)
-            assert before.clean, f"trial {trial}: not converged before the gap: {before}"
-            expired = expired_since(0)
-            os.kill(pid, signal.SIGSTOP)
-            try:
-                # The API server ends the stopped operator's watch; what follows reaches the
-                # operator through no open stream. Seen closed twice: a watch request sent
-                # just before the stop would show by the second look.
-                poll(
-                    "the operator's watch ended",
-                    lambda: namespaced_watches(kubectl) == 0 == namespaced_watches(kubectl),
-                )
-                wanted[added] = f"{sink.url}/{namespace}/{added}"
-                scene.apply(webhook_manifest(namespace, added, url=wanted[added]))
-                wanted[kept] = f"{sink.url}/{namespace}/{kept}-moved"
-                scene.apply(webhook_manifest(namespace, kept, url=wanted[kept]))
-                kubectl("delete", "swh", dropped, "-n", namespace, "--wait=false")
-                del wanted[dropped]
-                gone.add(dropped)
-                compact(uncached_plane)
-            finally:
+        wanted: dict[str, str] = {}
+        gone: set[str] = set()
+        problems: list[str] = []
+        try:
+            for trial in range(trials(1, 3)):
+                kept, dropped, added = f"t{trial}-kept", f"t{trial}-dropped", f"t{trial}-added"
+                for name in (kept, dropped):
+                    wanted[name] = f"{sink.url}/{namespace}/{name}"
+                    scene.apply(webhook_manifest(namespace, name, url=wanted[name]))
+                before = settle(scene, wanted, gone)
+                assert before.clean, f"trial {trial}: not converged before the gap: {before}"
+                expired = expired_since(0)
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    # The API server ends the stopped operator's watch; what follows reaches the
+                    # operator through no open stream. Seen closed twice: a watch request sent
+                    # just before the stop would show by the second look.
+                    poll(
+                        "the operator's watch ended",
+                        lambda: namespaced_watches(kubectl) == 0 == namespaced_watches(kubectl),
+                    )
+                    wanted[added] = f"{sink.url}/{namespace}/{added}"
+                    scene.apply(webhook_manifest(namespace, added, url=wanted[added]))
+                    wanted[kept] = f"{sink.url}/{namespace}/{kept}-moved"
+                    scene.apply(webhook_manifest(namespace, kept, url=wanted[kept]))
+                    kubectl("delete", "swh", dropped, "-n", namespace, "--wait=false")
+                    del wanted[dropped]
+                    gone.add(dropped)
+                    compact(uncached_plane)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                row.add(crashes=1)
+                poll("the watch answered 410 Gone", functools.partial(expired_since, expired))
+                outcome = settle(scene, wanted, gone)
+                lost = outcome.lost or check_deliveries(scene, sink, wanted, subscription.id)
+                row.add(trials=1, events_sent=3, lost=len(lost), applied_twice=len(outcome.extra))
+                problems += [f"trial {trial}: {p}" for p in lost + outcome.extra]
+            operator.process.check_alive()
+        finally:
+            if operator.process.alive():
                 os.kill(pid, signal.SIGCONT)
-            row.add(crashes=1)
-            poll("the watch answered 410 Gone", functools.partial(expired_since, expired))
-            outcome = settle(scene, wanted, gone)
-            lost = outcome.lost or check_deliveries(scene, sink, wanted, subscription.id)
-            row.add(trials=1, events_sent=3, lost=len(lost), applied_twice=len(outcome.extra))
-            problems += [f"trial {trial}: {p}" for p in lost + outcome.extra]
-        operator.process.check_alive()
-    finally:
-        if operator.process.alive():
-            os.kill(pid, signal.SIGCONT)
-        operator.stop()
-        release(kubectl, namespace)
     assert not problems, problems

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from tests.operator.conftest import Scene
-from tests.operator.operator_process import OperatorProcess, webhook_manifest
+from devstack.project.objects import webhook_manifest
+from devstack.project.operator_process import OperatorProcess
+from devstack.project.scene import Scene
 from tests.reliability.convergence import check_deliveries, settle
 from tests.reliability.ledger import TIMEOUT, Ledger, Row, trials
 from tests.reliability.sink import Sink

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from devstack.project.receiver_process import ReceiverProcess
 from devstack.services.postgres import PostgresServer
 from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 from tests.receiver.layout import project
-from tests.receiver.server import ReceiverProcess
 from tests.reliability.ledger import Ledger, trials
 from tests.reliability.traffic import App, UpdateStream, tally
 

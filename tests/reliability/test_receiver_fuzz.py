@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from devstack.project.receiver_process import ReceiverProcess
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.payloads import signed, subscription_event
-from tests.receiver.server import ReceiverProcess
 from tests.reliability.ledger import Ledger, trials
 
 pytestmark = pytest.mark.integration

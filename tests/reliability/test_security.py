@@ -15,11 +15,12 @@ import httpx
 import pytest
 
 from devstack.cluster.kubectl import Cluster
+from devstack.processes import poll
+from devstack.project.objects import rotation_step, try_get_json, webhook_manifest
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.scene import RECEIVER_SECRET, Scene, ready_webhook
 from stripe_webhook_operator import constants as c
 from stripe_webhook_receiver.signing import sign
-from tests.operator.conftest import RECEIVER_SECRET, Scene, ready_webhook
-from tests.operator.operator_process import poll, try_get_json, webhook_manifest
-from tests.operator.receiver_process import Receiver
 from tests.reliability.ledger import Ledger
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ def test_a_whole_journey_shows_no_secret_anywhere(
     scene: Scene, kube_cluster: Cluster, tmp_path: Any, ledger: Ledger
 ) -> None:
     row = ledger.row("Security: forged or replayed deliveries, secrets in any output")
-    receiver = Receiver(
+    receiver = FedReceiver(
         kube_cluster.kubeconfig, scene.namespace, RECEIVER_SECRET, tmp_path / "receiver"
     ).start()
     shown: list[str] = []  # everything an operator of the system can read
@@ -103,7 +104,7 @@ def test_a_whole_journey_shows_no_secret_anywhere(
             body = scene.webhook("shop")
             status = body.get("status") or {}
             shown.append(json.dumps(body))
-            idle = (status.get("rotation") or {}).get("phase") == c.ROTATION_PHASE_IDLE
+            idle = rotation_step(body) == c.ROTATION_STEP_IDLE
             return body if status.get("secretVersion") == 2 and idle else None
 
         body = poll("shop rotated", rotated, timeout=60)

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from devstack.project.objects import api_key_secret, get_json, webhook_manifest
+from devstack.project.scene import Scene
 from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 from stripe_webhook_operator import manifests
-from tests.operator.conftest import Scene
-from tests.operator.operator_process import api_key_secret, get_json, webhook_manifest
 from tests.reliability.convergence import check_deliveries, settle
 from tests.reliability.ledger import TIMEOUT, Ledger, trials
 from tests.reliability.sink import Sink

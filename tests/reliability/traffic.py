@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import psycopg
 
+from devstack.project.receiver_process import ReceiverProcess
 from devstack.stripe_emulator.fixtures import StripeTarget
 from tests.receiver.layout import project, webhook_file
-from tests.receiver.server import ReceiverProcess
 
 WEBHOOK = "reliability/app"
 RECEIPTS_KEY = "rk_reliability_app_key_0123456789"

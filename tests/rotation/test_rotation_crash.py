@@ -12,18 +12,16 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.operator.conftest import Scene
-from tests.operator.operator_process import poll
-from tests.operator.receiver_process import Receiver
-from tests.rotation.scenario import (
+from devstack.processes import poll
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.rotation.run import (
     RotationRun,
     finish,
-    pause_projection,
     prepare,
     request_rotation,
-    resume_projection,
     wait_rotated,
 )
+from devstack.project.scene import Scene
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +40,7 @@ def endpoint_ids(run: RotationRun) -> list[str]:
 
 
 def new_endpoint_id(run: RotationRun) -> str:
-    return str(run.status()["rotation"]["newEndpointId"])
+    return str(run.status()["newEndpointId"])
 
 
 def hold_answer(run: RotationRun, method: str, path: str) -> None:
@@ -54,8 +52,8 @@ def hold_answer(run: RotationRun, method: str, path: str) -> None:
 def wait_propagating(run: RotationRun) -> str:
     """Wait until the new endpoint exists and the operator waits for the receiver."""
     poll(
-        "phase Propagating",
-        lambda: run.phase() == "Propagating" and run.status()["rotation"].get("newEndpointId"),
+        "step Propagating",
+        lambda: run.step() == "Propagating" and run.status().get("newEndpointId"),
     )
     return new_endpoint_id(run)
 
@@ -66,39 +64,39 @@ def kill_after_endpoint_created(run: RotationRun) -> None:
     hold_answer(run, "POST", "/v1/webhook_endpoints")
     request_rotation(run, OVERLAP)
     poll("the new endpoint in Stripe", lambda: len(endpoint_ids(run)) == 2)
-    assert run.phase() == "Creating"
+    assert run.step() == "Creating"
     run.operators[-1].kill()
 
 
 def kill_after_secrets_written(run: RotationRun) -> None:
     """Both secrets written, the receiver has not confirmed the new one yet."""
-    pause_projection(run)
+    run.receiver.hold_back()
     request_rotation(run, OVERLAP)
     wait_propagating(run)
     run.operators[-1].kill()
-    resume_projection(run)
+    run.receiver.release()
 
 
 def kill_after_endpoint_enabled(run: RotationRun) -> None:
     """Stripe enabled the new endpoint; the operator dies before it hears so."""
-    pause_projection(run)
+    run.receiver.hold_back()
     request_rotation(run, OVERLAP)
     new_id = wait_propagating(run)
     hold_answer(run, "POST", f"/v1/webhook_endpoints/{new_id}")
-    resume_projection(run)
+    run.receiver.release()
     client = run.scene.client()
     poll(
         "the new endpoint enabled",
         lambda: client.v1.webhook_endpoints.retrieve(new_id).status == "enabled",
     )
-    assert run.phase() == "Enabling"
+    assert run.step() == "Enabling"
     run.operators[-1].kill()
 
 
 def kill_during_overlap(run: RotationRun) -> None:
     """Both endpoints live, both secrets accepted."""
     request_rotation(run, LONG_OVERLAP)
-    poll("phase Overlap", lambda: run.phase() == "Overlap")
+    poll("step Overlap", lambda: run.step() == "Overlap")
     run.operators[-1].kill()
 
 
@@ -108,7 +106,7 @@ def kill_while_deleting_old_endpoint(run: RotationRun) -> None:
     hold_answer(run, "DELETE", f"/v1/webhook_endpoints/{old_id}")
     request_rotation(run, OVERLAP)
     poll("the old endpoint deleted", lambda: old_id not in endpoint_ids(run), timeout=60)
-    assert run.phase() == "Overlap"
+    assert run.step() == "Overlap"
     run.operators[-1].kill()
 
 
@@ -123,7 +121,7 @@ STEPS: dict[str, Callable[[RotationRun], None]] = {
 
 @pytest.mark.parametrize("step", list(STEPS))
 def test_operator_killed_mid_rotation_completes_it_once(
-    scene: Scene, receiver: Receiver, step: str
+    scene: Scene, receiver: FedReceiver, step: str
 ) -> None:
     run = prepare(scene, receiver, "shop")
     old_id = str(run.before["endpointId"])

@@ -6,25 +6,19 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.processes import poll
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.rotation.run import finish, prepare, request_rotation, wait_rotated
+from devstack.project.scene import Scene
 from stripe_webhook_operator import constants as c
-from tests.operator.conftest import Scene
-from tests.operator.operator_process import poll
-from tests.operator.receiver_process import Receiver
-from tests.rotation.scenario import (
-    fingerprint,
-    finish,
-    loaded_fingerprints,
-    post_signed,
-    prepare,
-    probe_event,
-    request_rotation,
-    wait_rotated,
-)
+from tests.rotation.probes import fingerprint, loaded_fingerprints, post_signed, probe_event
 
 pytestmark = pytest.mark.integration
 
 
-def test_rotation_under_traffic_applies_every_event_once(scene: Scene, receiver: Receiver) -> None:
+def test_rotation_under_traffic_applies_every_event_once(
+    scene: Scene, receiver: FedReceiver
+) -> None:
     run = prepare(scene, receiver, "shop")
     old_endpoint = run.before["endpointId"]
     request_rotation(run, "8s")

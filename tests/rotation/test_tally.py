@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.rotation.tally import ReceiverRecord, count
+from devstack.project.rotation.tally import ReceiverRecord, count
 
 
 def attempt(endpoint: str, event: str, status: int | None, at: float) -> dict[str, Any]:

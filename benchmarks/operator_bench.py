@@ -7,24 +7,16 @@ operator with all N unchanged; then watch one drift interval. The baseline is a 
 operator (benchmarks/baselines/noop_operator.py) handling the same N objects. Prints the
 tables and writes them into docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/operator.py [--quick] [--sizes 10,100,500]
+    make bench-operator      (or: PYTHONPATH=stack .venv/bin/python -m benchmarks.operator_bench
+                              [--quick] [--sizes 10,100,500])
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this file's folder heads sys.path, and this very file would then shadow
-# the standard library's `operator`: put the repository root there instead.
-if __name__ == "__main__":
-    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path[0] = _ROOT
-    sys.path.insert(1, os.path.join(_ROOT, "stack"))
-
 import argparse
 import asyncio
 import math
+import os
 import secrets
 import tempfile
 import time
@@ -38,10 +30,11 @@ import httpx
 import yaml
 
 from benchmarks import report
-from benchmarks.configurations import CHILD_PYTHONPATH, VENV_BIN
+from benchmarks.configurations import CHILD_PYTHONPATH
 from benchmarks.kubeapi import GROUP, VERSION, KubeApi
 from benchmarks.processes import process_tree_peak_kib, process_tree_rss_kib
-from devstack.processes import REPO_ROOT, ManagedProcess, free_port
+from devstack.processes import REPO_ROOT, VENV_BIN, ManagedProcess, free_port, wait_answering
+from devstack.project.operator_process import OPERATOR_SCRIPT, OperatorProcess
 
 SECTION = "operator"
 CRD_PATH = REPO_ROOT / "crds" / "stripewebhooks.yaml"
@@ -188,8 +181,9 @@ class Meter:
         return sum(calls.total() for calls in stats.values())
 
 
-class OperatorProcess:
-    """Our operator or the no-op baseline, watching one namespace."""
+class BenchOperator:
+    """Our operator (through the stack's launcher) or the no-op baseline, watching one
+    namespace; started afresh by each `start`."""
 
     def __init__(self, kind: str, stack: Stack, namespace: str, options: Options) -> None:
         self.kind = kind
@@ -202,73 +196,69 @@ class OperatorProcess:
         self.process: ManagedProcess | None = None
         self.starts = 0
 
-    def argv(self) -> list[str]:
-        if self.kind == "noop":
-            return [
-                str(VENV_BIN / "kopf"),
-                "run",
-                "--standalone",
-                "--quiet",
-                "--namespace",
-                self.namespace,
-                "--liveness",
-                f"http://127.0.0.1:{self.port}/healthz",
-                str(NOOP_OPERATOR),
-            ]
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": CHILD_PYTHONPATH}
+
+    def ours(self, name: str) -> OperatorProcess:
+        """Return the launcher of our operator with the benchmark's settings."""
         profiler: list[str] = []
         if self.profile:
             out = self.stack.workdir / "logs" / f"{self.namespace}-{self.starts}.prof"
             profiler = [str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(out)]
-        return [
-            *profiler,
-            str(VENV_BIN / "stripe-webhook-operator"),
+        return OperatorProcess(
+            self.stack.control_plane.kubeconfig,
+            self.stack.emulator.base_url,
+            self.namespace,
+            self.stack.workdir / "logs",
+            f"bench-{self.namespace}",
+            settings=(
+                f"--public-base-url={PUBLIC_BASE_URL}",
+                f"--stripe-rate={OPERATOR_RATE:g}",
+                f"--drift-interval={self.drift_interval:g}s",
+                "--drift-jitter=1s",
+                f"--log-level={self.log_level}",
+            ),
+            metrics_port=self.port,
+            env=self.env(),
+            wrapper=profiler,
+            cwd=REPO_ROOT,
+            name=name,
+        )
+
+    def noop(self, name: str) -> ManagedProcess:
+        """Return the no-op kopf operator, its liveness probe where ours has /healthz."""
+        argv = [
+            str(VENV_BIN / "kopf"),
+            "run",
+            "--standalone",
+            "--quiet",
             "--namespace",
             self.namespace,
-            "--metrics-host",
-            "127.0.0.1",
-            "--metrics-port",
-            str(self.port),
-            "--public-base-url",
-            PUBLIC_BASE_URL,
-            "--receiver-namespace",
-            self.namespace,
-            "--cluster-id",
-            f"bench-{self.namespace}",
-            "--stripe-rate",
-            f"{OPERATOR_RATE:g}",
-            "--drift-interval",
-            f"{self.drift_interval:g}s",
-            "--drift-jitter",
-            "1s",
-            "--log-level",
-            self.log_level,
+            "--liveness",
+            f"http://127.0.0.1:{self.port}/healthz",
+            str(NOOP_OPERATOR),
         ]
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "PYTHONPATH": CHILD_PYTHONPATH,
+        env = {
+            **self.env(),
             "KUBECONFIG": str(self.stack.control_plane.kubeconfig),
             "STRIPE_API_BASE": self.stack.emulator.base_url,
         }
+        log = self.stack.workdir / "logs" / f"{name}.log"
+        return ManagedProcess(self.kind, argv, log, env=env, cwd=REPO_ROOT)
 
     async def start(self) -> None:
         """Start the process and wait until its health endpoint answers 200."""
         self.starts += 1
-        log = self.stack.workdir / "logs" / f"{self.kind}-{self.namespace}-{self.starts}.log"
-        self.process = ManagedProcess(self.kind, self.argv(), log, env=self.env(), cwd=REPO_ROOT)
-        self.process.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        url = f"http://127.0.0.1:{self.port}/healthz"
-        while time.monotonic() < deadline:
-            self.process.check_alive()
-            try:
-                if (await self.stack.http.get(url, timeout=2)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"{self.kind} operator not healthy after {START_TIMEOUT:.0f} s")
+        name = f"{self.kind}-{self.namespace}-{self.starts}"
+        if self.kind == "noop":
+            self.process = self.noop(name).start()
+            url = f"http://127.0.0.1:{self.port}/healthz"
+            await asyncio.to_thread(wait_answering, self.process, url, timeout=START_TIMEOUT)
+        else:
+            launcher = self.ours(name)
+            await asyncio.to_thread(launcher.start, False)
+            self.process = launcher.process
+            await asyncio.to_thread(launcher.wait_healthy, START_TIMEOUT)
 
     def rss_kib(self) -> int:
         return 0 if self.process is None else process_tree_rss_kib(self.process.pid)
@@ -325,7 +315,7 @@ async def run_round(stack: Stack, kind: str, size: int, options: Options) -> Rou
     for account in range(accounts):
         key = "sk_test_bench" + secrets.token_hex(16)
         await stack.api.create_secret(namespace, f"stripe-key-{account:03d}", {"api-key": key})
-    operator = OperatorProcess(kind, stack, namespace, options)
+    operator = BenchOperator(kind, stack, namespace, options)
     await operator.start()
     meter = Meter(stack)
     try:
@@ -576,9 +566,10 @@ def document(rounds: Sequence[Round], options: Options, notes: Sequence[str], st
 
 
 def operator_installed() -> bool:
-    return (VENV_BIN / "stripe-webhook-operator").exists() and (
-        REPO_ROOT / "operator" / "stripe_webhook_operator" / "cli.py"
-    ).exists()
+    return (
+        OPERATOR_SCRIPT.exists()
+        and (REPO_ROOT / "operator" / "stripe_webhook_operator" / "cli.py").exists()
+    )
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:

@@ -10,21 +10,14 @@ enabled and the operator disables it at once; after it: a defect), duplicate del
 receiver dropped against events applied twice, and the time until the rotation completed.
 Prints the table and writes it into docs/benchmarks.md (section `rotation`).
 
-    .venv/bin/python benchmarks/rotation.py [--rotations 3] [--overlap 8s] [--rate 8]
+    make bench-rotation      (or: PYTHONPATH=stack .venv/bin/python -m benchmarks.rotation_bench
+                              [--rotations 3] [--overlap 8s] [--rate 8])
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this file's folder heads sys.path; put the repository root there instead.
-if __name__ == "__main__":
-    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path[0] = _ROOT
-    sys.path.insert(1, os.path.join(_ROOT, "stack"))
-
 import argparse
+import os
 import secrets
 import tempfile
 from collections import Counter
@@ -32,21 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.operator.conftest import RECEIVER_SECRET, Scene
-from tests.operator.operator_process import (
-    OperatorProcess,
-    api_key_secret,
-    apply_crd,
-    random_cluster_id,
-)
-from tests.operator.receiver_process import Receiver
-from tests.rotation.scenario import RATE, finish, prepare, request_rotation, wait_rotated
-from tests.rotation.tally import Tally
-
 from benchmarks import report
 from devstack.cluster.control_plane import ControlPlane
 from devstack.cluster.kubectl import Kubectl
 from devstack.processes import REPO_ROOT
+from devstack.project.objects import apply_crd
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.rotation.run import RATE, finish, prepare, request_rotation, wait_rotated
+from devstack.project.rotation.tally import Tally
+from devstack.project.scene import RECEIVER_SECRET, open_scene
 from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 
@@ -74,39 +61,27 @@ def rotate_once(
 ) -> Outcome:
     """Rotate one webhook under traffic in a fresh namespace and account; return its counts."""
     namespace = f"bench-rotation-{secrets.token_hex(3)}"
-    kubectl("create", "namespace", namespace)
-    api_key = stripe.new_api_key()
-    kubectl("apply", "-f", "-", input=api_key_secret(namespace, api_key))
-    cluster_id = random_cluster_id()
-    operators: list[OperatorProcess] = []
-
-    def start_operator(*args: str, wait_ready: bool = True) -> OperatorProcess:
-        process = OperatorProcess(
-            kubeconfig, stripe.base_url, namespace, workdir, cluster_id, extra_args=args
-        )
-        operators.append(process)
-        return process.start(wait_ready=wait_ready)
-
-    scene = Scene(namespace, api_key, stripe, kubectl, start_operator, cluster_id)
-    receiver = Receiver(kubeconfig, namespace, RECEIVER_SECRET, workdir / "receiver").start()
-    try:
-        run = prepare(scene, receiver, "shop", rate=rate)
-        request_rotation(run, overlap)
-        status = wait_rotated(run, timeout=120)
-        run.traffic.wait_for(int(rate * 2))
-        tally = finish(run, str(status["endpointId"]))
-        refused = sum(1 for a in stripe.deliveries(api_key) if a["status"] == 400)
-        return Outcome(
-            tally,
-            refused - len(tally.refusals_after_enable),
-            run.finished_at - run.started_at,
-            overlap,
-            rate,
-        )
-    finally:
-        for process in operators:
-            process.stop()
-        receiver.stop()
+    with (
+        kubectl.temporary_namespace(namespace),
+        open_scene(kubectl, kubeconfig, stripe, namespace, workdir) as scene,
+    ):
+        receiver = FedReceiver(kubeconfig, namespace, RECEIVER_SECRET, workdir / "receiver")
+        try:
+            run = prepare(scene, receiver.start(), "shop", rate=rate)
+            request_rotation(run, overlap)
+            status = wait_rotated(run, timeout=120)
+            run.traffic.wait_for(int(rate * 2))
+            tally = finish(run, str(status["endpointId"]))
+            refused = sum(1 for a in stripe.deliveries(scene.api_key) if a["status"] == 400)
+            return Outcome(
+                tally,
+                refused - len(tally.refusals_after_enable),
+                run.finished_at - run.started_at,
+                overlap,
+                rate,
+            )
+        finally:
+            receiver.stop()
 
 
 def failures_text(failed: Counter[str]) -> str:
@@ -149,7 +124,7 @@ def render(outcomes: Sequence[Outcome], load_at_start: str) -> str:
     lines = [
         "## Rotation under traffic",
         "",
-        f"`.venv/bin/python benchmarks/rotation.py`: {len(outcomes)} rotation(s), each of a "
+        f"`make bench-rotation`: {len(outcomes)} rotation(s), each of a "
         f"fresh StripeWebhook with `kubectl stripe rotate --overlap {first.overlap}` while "
         f"{first.rate:g} subscription updates per second flow through the Stripe emulator to "
         "the real receiver. Counts once Stripe's deliveries settled; the time runs from the "

@@ -1,49 +1,36 @@
 """One StripeWebhook rotated under steady subscription traffic, end to end on the local stack:
 the real receiver (fed by the Secret projector) behind the emulator's deliveries, the real
-operator doing the handshake with it, `kubectl stripe rotate` asking for the rotation.
-
-Shared by the tests in this folder and benchmarks/rotation.py.
-"""
+operator doing the handshake with it, `kubectl stripe rotate` asking for the rotation."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import httpx
-
-from devstack.node.projector import SecretProjector
-from stripe_webhook_operator import constants as c
-from tests.operator.conftest import RECEIVER_SECRET, Scene, ready_webhook
-from tests.operator.operator_process import OperatorProcess, poll, webhook_manifest
-from tests.operator.receiver_process import Receiver
-from tests.rotation.tally import Tally, count, processed_event_ids, receiver_records
-from tests.rotation.timeline import EndpointTimeline
-from tests.rotation.traffic import (
+from devstack.processes import poll
+from devstack.project.objects import rotation_step, webhook_manifest
+from devstack.project.operator_process import OperatorProcess
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.rotation.tally import Tally, count, processed_event_ids, receiver_records
+from devstack.project.rotation.timeline import EndpointTimeline
+from devstack.project.rotation.traffic import (
     Subscribers,
     SubscriptionTraffic,
     emitted_event_ids,
     enrol_subscribers,
 )
+from devstack.project.scene import Scene, ready_webhook
+from stripe_webhook_operator import constants as c
 
-SUBSCRIPTIONS = 3
-RATE = 8.0  # updates per second: a steady stream, well inside the emulator's capacity
+SUBSCRIPTIONS: Final = 3
+RATE: Final = 8.0  # updates per second: a steady stream, well inside the emulator's capacity
 
 
-def operator_flags(receiver: Receiver) -> tuple[str, ...]:
+def operator_flags(receiver: FedReceiver) -> tuple[str, ...]:
     """Flags for an operator that confirms with `receiver` and points endpoints at it."""
     return (f"--receiver-url={receiver.url}", f"--public-base-url={receiver.url}")
-
-
-def fingerprint(secret: str) -> str:
-    """The public name of a secret (the lead's contract for /readyz/webhooks)."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -52,7 +39,7 @@ class RotationRun:
     start, `started_at` when the rotation was asked for."""
 
     scene: Scene
-    receiver: Receiver
+    receiver: FedReceiver
     name: str
     subscribers: Subscribers
     traffic: SubscriptionTraffic
@@ -73,7 +60,7 @@ class RotationRun:
 
     @property
     def database(self) -> Path:
-        return self.receiver.workdir / "receiver.db"
+        return self.receiver.database
 
     def start_operator(self) -> OperatorProcess:
         operator = self.scene.start_operator(*operator_flags(self.receiver))
@@ -83,11 +70,12 @@ class RotationRun:
     def status(self) -> dict[str, Any]:
         return dict(self.scene.webhook(self.name).get("status") or {})
 
-    def phase(self) -> str:
-        return str((self.status().get("rotation") or {}).get("phase") or "Idle")
+    def step(self) -> str:
+        """The rotation's step: the `Rotating` condition's reason (Idle when none runs)."""
+        return rotation_step(self.scene.webhook(self.name))
 
 
-def prepare(scene: Scene, receiver: Receiver, name: str, *, rate: float = RATE) -> RotationRun:
+def prepare(scene: Scene, receiver: FedReceiver, name: str, *, rate: float = RATE) -> RotationRun:
     """Start an operator, create the webhook, enrol subscribers and start the traffic; return
     once events flow through the first endpoint."""
     run_operator = scene.start_operator(*operator_flags(receiver))
@@ -127,13 +115,13 @@ def request_rotation(run: RotationRun, overlap: str) -> None:
 
 
 def wait_rotated(run: RotationRun, timeout: float = 60.0) -> dict[str, Any]:
-    """Wait until the rotation completed (next secret version, phase Idle); return status."""
+    """Wait until the rotation completed (next secret version, step Idle); return status."""
     version = int(run.before["secretVersion"]) + 1
 
     def check() -> dict[str, Any] | None:
-        status = run.status()
-        rotation = status.get("rotation") or {}
-        done = status.get("secretVersion") == version and rotation.get("phase") == "Idle"
+        body = run.scene.webhook(run.name)
+        status = dict(body.get("status") or {})
+        done = status.get("secretVersion") == version and rotation_step(body) == "Idle"
         return status if done else None
 
     status = poll(f"{run.webhook} rotated to version {version}", check, timeout)
@@ -156,56 +144,4 @@ def finish(run: RotationRun, new_endpoint: str, settle: float = 60.0) -> Tally:
         processed_event_ids(run.database, run.webhook),
         old_endpoint=str(run.before["endpointId"]),
         new_enabled_since=run.timeline.enabled_since(new_endpoint),
-    )
-
-
-def pause_projection(run: RotationRun) -> None:
-    """Stop mirroring the receiver's Secret: the receiver keeps the secrets it has, as a
-    kubelet that is slow to sync a Secret volume would leave them."""
-    assert run.receiver.projector is not None
-    run.receiver.projector.stop()
-
-
-def resume_projection(run: RotationRun) -> None:
-    """Mirror the receiver's Secret again, starting with its current content."""
-    run.receiver.projector = SecretProjector(
-        run.receiver.kubeconfig,
-        run.receiver.namespace,
-        RECEIVER_SECRET,
-        run.receiver.workdir / "secrets",
-    ).start()
-
-
-def loaded_fingerprints(run: RotationRun) -> list[str]:
-    """Fingerprints the receiver lists for the webhook on /readyz/webhooks."""
-    answer = httpx.get(f"{run.receiver.url}/readyz/webhooks/{run.webhook}", timeout=5)
-    answer.raise_for_status()
-    return list(answer.json()["fingerprints"])
-
-
-def probe_event(run: RotationRun) -> bytes:
-    """A fresh `customer.subscription.updated` event (a copy of a real one under a new id)."""
-    client = run.scene.client()
-    page = client.v1.events.list(params={"type": "customer.subscription.updated", "limit": 1})
-    answer = httpx.get(
-        f"{run.scene.stripe.base_url}/v1/events/{page.data[0].id}",
-        auth=(run.scene.api_key, ""),
-        timeout=10,
-    )
-    answer.raise_for_status()
-    event = answer.json()
-    event["id"] = f"evt_probe{secrets.token_hex(8)}"
-    event["created"] = int(time.time())
-    return json.dumps(event).encode()
-
-
-def post_signed(run: RotationRun, body: bytes, secret: str) -> httpx.Response:
-    """POST `body` to the webhook's receiver URL, signed with `secret` as Stripe signs."""
-    stamp = int(time.time())
-    mac = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return httpx.post(
-        f"{run.receiver.url}/webhooks/{run.webhook}",
-        content=body,
-        headers={"Stripe-Signature": f"t={stamp},v1={mac}", "Content-Type": "application/json"},
-        timeout=10,
     )

@@ -8,26 +8,19 @@ from one repeat to the next, and loads it with wrk (saturation, then one connect
 another core; then our receiver is loaded at half of its saturation at a fixed rate by the
 Python load generator. Prints the tables and writes them into docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/receiver.py [--quick] [--seconds S] [--repeats R]
+    make bench-receiver      (or: PYTHONPATH=stack .venv/bin/python -m benchmarks.receiver_bench
+                              [--quick] [--seconds S] [--repeats R])
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this file's folder heads sys.path, and benchmarks/operator.py would then
-# shadow the standard library's `operator`: put the repository root there instead.
-if __name__ == "__main__":
-    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path[0] = _ROOT
-    sys.path.insert(1, os.path.join(_ROOT, "stack"))
-
 import argparse
 import math
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -39,7 +32,6 @@ import psycopg
 from benchmarks import report
 from benchmarks.configurations import (
     CHILD_PYTHONPATH,
-    VENV_BIN,
     BareStarlette,
     Configuration,
     FlaskStripe,
@@ -55,7 +47,8 @@ from benchmarks.loadgen import result_from_json
 from benchmarks.measurements import LoadResult, Spread, ratio
 from benchmarks.profiles import top_functions
 from benchmarks.wrk import run_wrk
-from devstack.processes import REPO_ROOT, StackError
+from devstack.processes import REPO_ROOT, VENV_BIN, StackError
+from devstack.project.receiver_process import RECEIVER_SCRIPT
 from devstack.services.postgres import PostgresServer
 
 SECTION = "receiver"
@@ -300,9 +293,10 @@ def configurations(
 
 def receiver_installed() -> bool:
     """Return whether our receiver's console script and its module are there."""
-    return (VENV_BIN / "stripe-webhook-receiver").exists() and (
-        REPO_ROOT / "receiver" / "stripe_webhook_receiver" / "cli.py"
-    ).exists()
+    return (
+        RECEIVER_SCRIPT.exists()
+        and (REPO_ROOT / "receiver" / "stripe_webhook_receiver" / "cli.py").exists()
+    )
 
 
 def wants_postgres(only: set[str] | None) -> bool:
