@@ -2,7 +2,7 @@
 key, the app's receipts registered, Stripe's events arriving through the receiver Service.
 
 Shared by the tests of this folder: each builds on `Journey`, which reads the receiver's books
-from its SQLite file on the node's volume (tests/rotation/tally.py counts them).
+from its SQLite file on the node's volume (devstack/project/rotation/tally.py counts them).
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import stripe
@@ -22,26 +20,14 @@ import stripe
 from devstack.cluster.kubectl import Kubectl
 from devstack.node.cluster import NodeCluster
 from devstack.node.fixtures import NodeStripe
+from devstack.processes import poll
+from devstack.project.rotation.tally import Tally, count, processed_event_ids, receiver_records
+from devstack.project.rotation.traffic import Subscribers, emitted_event_ids, enrol_subscribers
 from devstack.release import ChartRelease
 from stripe_webhook_operator import constants as c
-from tests.rotation.tally import Tally, count, processed_event_ids, receiver_records
-from tests.rotation.traffic import Subscribers, emitted_event_ids, enrol_subscribers
 
-T = TypeVar("T")
 READY_TIMEOUT = 120.0
 API_KEY_SECRET = "stripe-api-key"
-
-
-def poll(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
-    """Return the first truthy `check()`, or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(0.25)
 
 
 def webhook(name: str, *, url: str | None = None) -> dict[str, Any]:

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
+from devstack.processes import poll
 from devstack.release import ChartRelease
-from tests.node.journey import Journey, poll, webhook
+from tests.node.journey import Journey, webhook
 
 pytestmark = pytest.mark.integration
 

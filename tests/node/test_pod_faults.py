@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from tests.node.journey import Journey, poll, webhook
-from tests.rotation.timeline import EndpointTimeline
-from tests.rotation.traffic import SubscriptionTraffic
+from devstack.processes import poll
+from devstack.project.rotation.timeline import EndpointTimeline
+from devstack.project.rotation.traffic import SubscriptionTraffic
+from tests.node.journey import Journey, webhook
 
 pytestmark = pytest.mark.integration
 
