@@ -264,5 +264,7 @@ def receiver_entry(
         "signing_secrets": signing,
         "receipts_api_key_sha256": keys.receipts_api_key.sha256(),
         "entitlements": {k: list(v) for k, v in spec.entitlements.items()},
+        # The receiver answers any other type with 400 (`.deleted` only where enabled).
+        "enabled_events": list(spec.enabled_events),
     }
     return SecretValue(json.dumps(document, sort_keys=True))

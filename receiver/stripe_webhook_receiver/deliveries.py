@@ -19,12 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stripe_webhook_receiver import logs
 from stripe_webhook_receiver.bodies import BodyTooLarge, read_body
 from stripe_webhook_receiver.database import DatabaseUnavailable
-from stripe_webhook_receiver.events import (
-    SUBSCRIPTION_UPDATED,
-    EventError,
-    parse_envelope,
-    parse_subscription,
-)
+from stripe_webhook_receiver.events import EventError, parse_envelope, parse_subscription
 from stripe_webhook_receiver.responses import (
     DATABASE_UNAVAILABLE,
     FixedAnswer,
@@ -82,7 +77,7 @@ class WebhookEndpoint:
     async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Verify and apply one Stripe delivery.
         ---
-        summary: Receive a Stripe `customer.subscription.updated` event
+        summary: Receive a Stripe `customer.subscription.updated` or `.deleted` event
         parameters:
           - {name: namespace, in: path, required: true, schema: {type: string}}
           - {name: name, in: path, required: true, schema: {type: string}}
@@ -94,8 +89,9 @@ class WebhookEndpoint:
           "200": {description: "Applied, a duplicate, or older than the state held (ignored)."}
           "400":
             description: >-
-              The signature check failed, the event is unreadable, or it is not of type
-              customer.subscription.updated; the error code says which.
+              The signature check failed, the event is unreadable, or its type is not one
+              the webhook enabled (customer.subscription.updated, and
+              customer.subscription.deleted where enabled); the error code says which.
           "404": {description: No such webhook is loaded.}
           "408": {description: The body did not arrive in time.}
           "413": {description: The body is larger than 1 MiB.}
@@ -163,14 +159,13 @@ async def _handle(
     try:
         envelope = parse_envelope(body)
         event_id, event_type = envelope.event_id, envelope.event_type
-        if event_type != SUBSCRIPTION_UPDATED:
+        if event_type not in config.enabled_events:
             return await _reject(
                 runtime,
                 Delivery(webhook, received_at_ms, event_id, event_type, fingerprint=fingerprint),
                 400,
                 "unsupported_event_type",
-                f"Only `{SUBSCRIPTION_UPDATED}` events are accepted; set the endpoint's "
-                f"`enabled_events` to ['{SUBSCRIPTION_UPDATED}'].",
+                unsupported_type_message(config.enabled_events),
             )
         event = parse_subscription(envelope)
     except EventError as exc:
@@ -180,7 +175,7 @@ async def _handle(
         webhook,
         received_at_ms,
         event.event_id,
-        SUBSCRIPTION_UPDATED,
+        envelope.event_type,
         event.state.subscription_id,
         fingerprint,
     )
@@ -189,15 +184,22 @@ async def _handle(
             raise DatabaseUnavailable("The database schema is not migrated yet.")
         outcome = await runtime.store.record_and_process(received, event, body)
     except DatabaseUnavailable as exc:
-        runtime.metrics.delivery(webhook, SUBSCRIPTION_UPDATED, "unavailable").inc()
+        runtime.metrics.delivery(webhook, envelope.event_type, "unavailable").inc()
         _log(received, "database_unavailable", 503, started, error=type(exc).__name__)
         return error_response(503, "database_unavailable", DATABASE_UNAVAILABLE)
-    runtime.metrics.delivery(webhook, SUBSCRIPTION_UPDATED, outcome.value).inc()
+    runtime.metrics.delivery(webhook, envelope.event_type, outcome.value).inc()
     runtime.metrics.processing_seconds.observe(time.perf_counter() - started)
     _log(received, outcome.value, outcome.status_code, started)
     if outcome is Outcome.RECEIPT_NOT_FOUND:
         return RECEIPT_NOT_FOUND_ANSWER
     return OUTCOME_ANSWERS[outcome]
+
+
+def unsupported_type_message(accepted: tuple[str, ...]) -> str:
+    """When an event's type is not one the webhook enabled, say which types it accepts."""
+    names = " and ".join(f"`{name}`" for name in accepted)
+    listed = ", ".join(f"'{name}'" for name in accepted)
+    return f"Only {names} events are accepted; set the endpoint's `enabled_events` to [{listed}]."
 
 
 async def _reject(

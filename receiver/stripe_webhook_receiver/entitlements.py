@@ -4,27 +4,32 @@ A subscription grants access while its status is `active` or `trialing`, and als
 `past_due`: Stripe is still retrying the payment then, and cutting access at the first failed
 charge would punish a customer whose card merely expired (the same grace RevenueCat gives on
 billing issues). `unpaid`, `canceled`, `incomplete`, `incomplete_expired` and `paused` grant
-nothing. In every case access ends with the current period: a subscription whose period has
-ended grants nothing whatever its last known status, since a renewal would have sent an event.
+nothing. In every case access ends with the current period, or at `ended_at` when the
+subscription ended before it (an immediate cancellation, `customer.subscription.deleted`): a
+subscription whose period has ended grants nothing whatever its last known status, since a
+renewal would have sent an event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from stripe_webhook_receiver.events import SubscriptionState
 from stripe_webhook_receiver.store import SubscriptionRow
 
 ACCESS_STATUSES = frozenset({"active", "trialing", "past_due"})
 
 
+def access_end(state: SubscriptionState) -> int | None:
+    """Return when the subscription's access ends: the period's end, or `ended_at` if sooner."""
+    ends = [t for t in (state.current_period_end, state.ended_at) if t is not None]
+    return min(ends) if ends else None
+
+
 def grants_access(row: SubscriptionRow, now: int) -> bool:
     """Return whether the subscription grants access at `now` (Unix seconds)."""
-    state = row.state
-    return (
-        state.status in ACCESS_STATUSES
-        and state.current_period_end is not None
-        and now < state.current_period_end
-    )
+    end = access_end(row.state)
+    return row.state.status in ACCESS_STATUSES and end is not None and now < end
 
 
 def active_entitlements(
@@ -45,4 +50,4 @@ def active_entitlements(
 
 
 def _end(row: SubscriptionRow) -> int:
-    return row.state.current_period_end or 0
+    return access_end(row.state) or 0

@@ -1,15 +1,23 @@
-"""Reading a `customer.subscription.updated` event: the subscription's state and its order.
+"""Reading a `customer.subscription.updated` or `.deleted` event: the subscription's state and
+its order.
 
 Two shapes exist: before API version 2025-03-31 the period (`current_period_start`,
 `current_period_end`) sits on the subscription; from 2025-03-31.basil on it sits on each
 subscription item. We read either. The product and price come from the first item, the
 one whose period we take.
 
+`customer.subscription.deleted` (an immediate cancellation, or the end of a subscription
+canceled at period end) carries the same subscription object, with status `canceled` and
+`ended_at` set.
+
 Events can arrive in any order and more than once. Each event carries an ordering key; the
 store applies an event only when its key is at least the one last applied for that
 subscription (a repeat of one event never gets that far: it is deduplicated first). The key
-is the event's `created` second first; events created in the same second are ordered by what
-the subscription itself says (a later period end is newer, and a status further along the
+starts with whether the subscription has ended (`ended_at` set): an ended subscription never
+starts again in Stripe, so a state that says it ended is newer than any state that does not,
+whatever the events' times; a late or redelivered `.updated` cannot revive it. Next comes the
+event's `created` second; events created in the same second are ordered by what the
+subscription itself says (a later period end is newer, and a status further along the
 lifecycle is newer). Events that tie on all of that carry no sign of which is newer; the one
 that arrives last wins, which is right whenever Stripe delivers them in order, as it
 nearly always does. Event ids are random and say nothing about order.
@@ -22,6 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 SUBSCRIPTION_UPDATED = "customer.subscription.updated"
+SUBSCRIPTION_DELETED = "customer.subscription.deleted"
+# The event types the receiver reads; a webhook accepts those of them it enabled.
+READABLE_EVENT_TYPES = (SUBSCRIPTION_UPDATED, SUBSCRIPTION_DELETED)
+DEFAULT_ENABLED_EVENTS = (SUBSCRIPTION_UPDATED,)
 
 # Later in the list is further along a subscription's life: the tie-break within one second.
 STATUS_ORDER = (
@@ -65,6 +77,7 @@ class SubscriptionState:
     trial_end: int | None
     start_date: int | None
     livemode: bool
+    ended_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,16 +92,17 @@ class EventEnvelope:
 
 @dataclass(frozen=True)
 class SubscriptionEvent:
-    """A `customer.subscription.updated` event reduced to what the store applies."""
+    """A subscription event reduced to what the store applies."""
 
     event_id: str
     created: int
     state: SubscriptionState
 
     @property
-    def order(self) -> tuple[int, int, int]:
+    def order(self) -> tuple[int, int, int, int]:
         """The ordering key: newer events have greater keys (see the module docstring)."""
         return (
+            int(self.state.ended_at is not None),
             self.created,
             self.state.current_period_end or 0,
             STATUS_RANK.get(self.state.status, 0),
@@ -153,7 +167,7 @@ def _price_and_product(item: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def parse_subscription(envelope: EventEnvelope) -> SubscriptionEvent:
-    """Read the subscription out of a `customer.subscription.updated` event."""
+    """Read the subscription out of a `customer.subscription.updated` or `.deleted` event."""
     data = _object(envelope.data.get("data"), "data")
     sub = _object(data.get("object"), "data.object")
     where = "data.object."
@@ -189,5 +203,6 @@ def parse_subscription(envelope: EventEnvelope) -> SubscriptionEvent:
         trial_end=_time(sub, "trial_end", where),
         start_date=_time(sub, "start_date", where),
         livemode=livemode is True,
+        ended_at=_time(sub, "ended_at", where),
     )
     return SubscriptionEvent(envelope.event_id, envelope.created, state)

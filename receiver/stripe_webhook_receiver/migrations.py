@@ -80,6 +80,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "subscriptions keep ended_at (customer.subscription.deleted)",
+        ["ALTER TABLE subscriptions ADD COLUMN ended_at BIGINT"],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

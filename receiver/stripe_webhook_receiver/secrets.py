@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from stripe_webhook_receiver.events import DEFAULT_ENABLED_EVENTS, READABLE_EVENT_TYPES
 from stripe_webhook_receiver.signing import SigningSecret
 
 DATA_LINK = "..data"
@@ -32,7 +33,8 @@ class SecretsFileError(ValueError):
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    """What the receiver knows about one webhook: its secrets, app key hash and entitlements."""
+    """What the receiver knows about one webhook: its secrets, app key hash, entitlements and
+    the event types it accepts."""
 
     webhook: str
     endpoint_id: str
@@ -40,6 +42,7 @@ class WebhookConfig:
     signing_secrets: tuple[SigningSecret, ...]
     receipts_key_sha256: bytes = field(repr=False)
     entitlements: Mapping[str, tuple[str, ...]]
+    enabled_events: tuple[str, ...] = DEFAULT_ENABLED_EVENTS
 
     @property
     def fingerprints(self) -> list[str]:
@@ -123,6 +126,23 @@ def _parse_entitlements(value: Any) -> dict[str, tuple[str, ...]]:
     return result
 
 
+def _parse_enabled_events(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_ENABLED_EVENTS
+    readable = " or ".join(f"'{name}'" for name in READABLE_EVENT_TYPES)
+    _require(
+        isinstance(value, list) and len(value) > 0,
+        f"`enabled_events` must be a non-empty list of event types ({readable}), or be left "
+        "out for ['customer.subscription.updated'].",
+    )
+    for index, name in enumerate(value):
+        _require(
+            name in READABLE_EVENT_TYPES,
+            f"`enabled_events[{index}]` must be {readable}, the event types the receiver reads.",
+        )
+    return tuple(dict.fromkeys(value))
+
+
 def parse_webhook_file(filename: str, content: bytes) -> WebhookConfig:
     """Parse one webhook file of the aggregated receiver Secret, or raise SecretsFileError."""
     expected = webhook_of_filename(filename)
@@ -159,6 +179,7 @@ def parse_webhook_file(filename: str, content: bytes) -> WebhookConfig:
         signing_secrets=_parse_secrets(data.get("signing_secrets")),
         receipts_key_sha256=key_digest,
         entitlements=_parse_entitlements(data.get("entitlements")),
+        enabled_events=_parse_enabled_events(data.get("enabled_events")),
     )
 
 

@@ -7,8 +7,9 @@ Rules that make delivery safe with retries, duplicates and several replicas:
   retry, the other endpoint during a rotation, another replica at the same moment) finds
   the row and does nothing. Never check-then-insert;
 - a subscription row is only ever replaced by an event with a greater ordering key (see
-  `events`), by a guarded upsert: the row lock taken by the upsert makes the guard hold
-  across replicas too;
+  `events`: an ended subscription first, then the event's time and the subscription's own
+  period and status), by a guarded upsert: the row lock taken by the upsert makes the guard
+  hold across replicas too;
 - a delivery for a subscription with no receipt keeps its verified payload, so that
   registering the receipt replays it at once.
 """
@@ -32,7 +33,7 @@ BILLING_ISSUE_STATUSES = ("past_due", "unpaid")
 
 
 class Outcome(StrEnum):
-    """What processing a verified `customer.subscription.updated` event did."""
+    """What processing a verified subscription event did."""
 
     APPLIED = "applied"
     DUPLICATE = "duplicate"
@@ -78,16 +79,16 @@ class SubscriptionRow:
 SUBSCRIPTION_COLUMNS = (
     "subscription_id, customer, status, product_id, price_id, current_period_start, "
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_start, trial_end, "
-    "start_date, livemode, billing_issues_since, order_created, updated_at"
+    "start_date, livemode, ended_at, billing_issues_since, order_created, updated_at"
 )
 
 UPSERT_SUBSCRIPTION = """
 INSERT INTO subscriptions (
     webhook, subscription_id, customer, status, product_id, price_id, current_period_start,
     current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_start, trial_end,
-    start_date, livemode, billing_issues_since, order_created, order_period_end,
+    start_date, livemode, ended_at, billing_issues_since, order_created, order_period_end,
     order_status_rank, order_event_id, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (webhook, subscription_id) DO UPDATE SET
     customer = excluded.customer,
     status = excluded.status,
@@ -102,6 +103,7 @@ ON CONFLICT (webhook, subscription_id) DO UPDATE SET
     trial_end = excluded.trial_end,
     start_date = excluded.start_date,
     livemode = excluded.livemode,
+    ended_at = excluded.ended_at,
     billing_issues_since = CASE WHEN excluded.billing_issues_since IS NULL THEN NULL
         ELSE COALESCE(subscriptions.billing_issues_since, excluded.billing_issues_since) END,
     order_created = excluded.order_created,
@@ -109,9 +111,10 @@ ON CONFLICT (webhook, subscription_id) DO UPDATE SET
     order_status_rank = excluded.order_status_rank,
     order_event_id = excluded.order_event_id,
     updated_at = excluded.updated_at
-WHERE (subscriptions.order_created, subscriptions.order_period_end,
-       subscriptions.order_status_rank)
-    <= (excluded.order_created, excluded.order_period_end, excluded.order_status_rank)
+WHERE (subscriptions.ended_at IS NOT NULL, subscriptions.order_created,
+       subscriptions.order_period_end, subscriptions.order_status_rank)
+    <= (excluded.ended_at IS NOT NULL, excluded.order_created, excluded.order_period_end,
+        excluded.order_status_rank)
 """
 
 
@@ -136,7 +139,7 @@ def _apply_event(tx: Transaction, webhook: str, event: SubscriptionEvent, now_ms
             (webhook, state.subscription_id),
         ).fetchone()
         return Outcome.DUPLICATE if receipt is not None else Outcome.RECEIPT_NOT_FOUND
-    created, period_end, rank = event.order
+    _ended, created, period_end, rank = event.order
     issue_since = event.created if state.status in BILLING_ISSUE_STATUSES else None
     upserted = tx.execute(
         UPSERT_SUBSCRIPTION,
@@ -156,6 +159,7 @@ def _apply_event(tx: Transaction, webhook: str, event: SubscriptionEvent, now_ms
             state.trial_end,
             state.start_date,
             int(state.livemode),
+            state.ended_at,
             issue_since,
             created,
             period_end,
@@ -295,7 +299,7 @@ def _row(row: Any) -> SubscriptionRow:
     values = list(row)
     values[7] = bool(values[7])
     values[13] = bool(values[13])
-    return SubscriptionRow(SubscriptionState(*values[:14]), *values[14:])
+    return SubscriptionRow(SubscriptionState(*values[:15]), *values[15:])
 
 
 def _replay_waiting(tx: Transaction, webhook: str, subscription_id: str, now_ms: int) -> int:

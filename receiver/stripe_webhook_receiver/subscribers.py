@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from stripe_webhook_receiver.entitlements import active_entitlements
+from stripe_webhook_receiver.entitlements import access_end, active_entitlements
 from stripe_webhook_receiver.store import SubscriptionRow
 
 STORE = "stripe"
@@ -30,7 +30,7 @@ def _subscription(row: SubscriptionRow) -> dict[str, Any]:
     trial = state.status == "trialing"
     unsubscribed = state.cancel_at_period_end or state.status == "canceled"
     return {
-        "expires_date": rfc3339(state.current_period_end),
+        "expires_date": rfc3339(access_end(state)),
         "purchase_date": rfc3339(state.current_period_start),
         "original_purchase_date": rfc3339(state.start_date),
         "period_type": "trial" if trial else "normal",
@@ -41,6 +41,7 @@ def _subscription(row: SubscriptionRow) -> dict[str, Any]:
         "status": state.status,
         "cancel_at_period_end": state.cancel_at_period_end,
         "canceled_at": rfc3339(state.canceled_at),
+        "ended_at": rfc3339(state.ended_at),
         "trial_end": rfc3339(state.trial_end),
         "price_id": state.price_id,
         "product_id": state.product_id,
@@ -58,11 +59,11 @@ def subscriber_document(
     """Build the response body for one subscriber at `now` (Unix seconds)."""
     subscriptions: dict[str, dict[str, Any]] = {}
     # Two subscriptions to one product: the one that runs longest speaks for the product.
-    for row in sorted(rows, key=lambda r: r.state.current_period_end or 0):
+    for row in sorted(rows, key=lambda r: access_end(r.state) or 0):
         subscriptions[row.state.product_id or row.state.subscription_id] = _subscription(row)
     entitlements = {
         name: {
-            "expires_date": rfc3339(row.state.current_period_end),
+            "expires_date": rfc3339(access_end(row.state)),
             "purchase_date": rfc3339(row.state.current_period_start),
             "product_identifier": row.state.product_id,
         }

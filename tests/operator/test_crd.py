@@ -27,6 +27,7 @@ MAIN_EXAMPLE = EXAMPLES / "stripewebhook.yaml"
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 CRD_NAME = f"{constants.PLURAL}.{constants.GROUP}"
 EXPECT_PREFIX = "# expect: "
+SUBSCRIPTION_DELETED = "customer.subscription.deleted"
 
 
 def load_crd() -> dict[str, Any]:
@@ -195,6 +196,29 @@ def test_main_example_is_accepted_and_gets_the_defaults(
     assert (spec["connect"], spec["disabled"], spec["deletionPolicy"]) == (False, False, "Delete")
     assert spec["rotation"] == {"every": "2160h", "overlap": "24h"}
     assert "secretName" not in spec
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "events",
+    [
+        [constants.SUBSCRIPTION_UPDATED, SUBSCRIPTION_DELETED],
+        [SUBSCRIPTION_DELETED, constants.SUBSCRIPTION_UPDATED],
+    ],
+    ids=["updated-deleted", "deleted-updated"],
+)
+def test_immediate_cancellations_are_admitted_beside_updates(
+    stripewebhook_crd: None, kubectl: Kubectl, kube_namespace: str, events: list[str]
+) -> None:
+    name = f"cancels-{events[0].rsplit('.', 1)[1]}"
+    create_webhook(kubectl, kube_namespace, name, enabledEvents=events)
+    spec = get_json(kubectl, "-n", kube_namespace, f"{constants.PLURAL}/{name}")["spec"]
+    assert spec["enabledEvents"] == events
+    # And back to the default set, in place.
+    reverted = merge_patch(
+        kubectl, kube_namespace, name, {"spec": {"enabledEvents": [constants.SUBSCRIPTION_UPDATED]}}
+    )
+    assert reverted.returncode == 0, reverted.stderr
 
 
 @pytest.mark.integration

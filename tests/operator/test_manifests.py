@@ -126,8 +126,17 @@ def test_receiver_entry_matches_the_secret_layout() -> None:
         ],
         "receipts_api_key_sha256": SecretValue("rk_x").sha256(),
         "entitlements": {"premium": ["prod_1"]},
+        "enabled_events": ["customer.subscription.updated"],
     }
     assert manifests.receiver_entry_key("billing", "my-app") == "billing.my-app.json"
+
+
+def test_receiver_entry_names_deleted_where_the_webhook_enables_it() -> None:
+    both = ["customer.subscription.updated", "customer.subscription.deleted"]
+    spec = manifests.parse_webhook(body(enabledEvents=both), None)
+    keys = SigningKeys(SecretValue("whsec_new"), SecretValue("rk_x"), "we_2")
+    entry = json.loads(manifests.receiver_entry(spec, keys, False, None).reveal())
+    assert entry["enabled_events"] == both
 
 
 def test_secret_value_never_shows_itself() -> None:

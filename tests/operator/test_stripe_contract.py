@@ -1,5 +1,6 @@
 """Contract: every request stripe_api.py sends is accepted by Stripe's own stripe-mock, which
-validates it against Stripe's OpenAPI specification (unknown or mistyped parameters fail)."""
+validates it against Stripe's OpenAPI specification (unknown or mistyped parameters fail); so is
+the events listing that recovery (issue 14) will send, made here with stripe-python itself."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import stripe
 
 from stripe_webhook_operator import manifests
 from stripe_webhook_operator.exceptions import StripeRejected
@@ -22,6 +24,15 @@ pytestmark = [
 ]
 
 API_KEY = SecretValue("sk_test_123")
+# The listing recovery sends for one gap: the webhook's enabled types, the gap's bounds, the
+# events some webhook did not get, a full page, the next page after a cursor.
+RECOVERY_LISTING: dict[str, Any] = {
+    "types": ["customer.subscription.updated", "customer.subscription.deleted"],
+    "created": {"gte": 1_790_000_000, "lte": 1_790_086_400},
+    "delivery_success": False,
+    "limit": 100,
+    "starting_after": "evt_1RecoveryCursor",
+}
 
 
 def spec() -> manifests.WebhookSpec:
@@ -79,3 +90,16 @@ async def test_stripe_mock_refuses_what_stripe_would(gateway: StripeGateway) -> 
     # The contract layer has teeth: a parameter Stripe does not know is refused.
     with pytest.raises(StripeRejected):
         await gateway.update_endpoint(API_KEY, "we_123", {"no_such_parameter": "x"})
+
+
+def test_the_recovery_listing_of_events_matches_stripe_openapi(stripe_mock: Any) -> None:
+    client = stripe.StripeClient(
+        "sk_test_123", base_addresses={"api": stripe_mock.base_url}, max_network_retries=0
+    )
+    page = client.v1.events.list(params=RECOVERY_LISTING)  # type: ignore[arg-type]
+    assert page.object == "list"
+    assert isinstance(page.has_more, bool)
+    # The same check refuses what Stripe would: a misspelt filter, a filter of the wrong type.
+    for wrong in ({"delivery_succeeded": False}, {"delivery_success": "maybe"}):
+        with pytest.raises(stripe.InvalidRequestError):
+            client.v1.events.list(params={**RECOVERY_LISTING, **wrong})  # type: ignore[arg-type]

@@ -25,8 +25,10 @@ def webhook_file(
     *,
     endpoint_id: str = "we_test",
     entitlements: dict[str, list[str]] | None = None,
+    enabled_events: list[str] | None = None,
 ) -> tuple[str, bytes]:
-    """Return the key name and JSON content of one webhook's entry, as the operator writes."""
+    """Return the key name and JSON content of one webhook's entry, as the operator writes
+    (`enabled_events` left out unless given: the receiver then accepts `.updated` alone)."""
     namespace, name = webhook.split("/")
     content: dict[str, Any] = {
         "webhook": webhook,
@@ -36,6 +38,8 @@ def webhook_file(
         "receipts_api_key_sha256": hashlib.sha256(receipts_key.encode()).hexdigest(),
         "entitlements": entitlements if entitlements is not None else {"premium": ["prod_premium"]},
     }
+    if enabled_events is not None:
+        content["enabled_events"] = enabled_events
     return f"{namespace}.{name}.json", json.dumps(content).encode()
 
 

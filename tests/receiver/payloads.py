@@ -1,4 +1,5 @@
-"""Building `customer.subscription.updated` events in either API shape, and signing them."""
+"""Building subscription events (`.updated`, `.deleted`) in either API shape, and signing
+them."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def subscription_event(
     price: str = "price_monthly",
     cancel_at_period_end: bool = False,
     canceled_at: int | None = None,
+    ended_at: int | None = None,
     trial_end: int | None = None,
     api_version: str = BASIL,
     event_id: str | None = None,
@@ -48,6 +50,7 @@ def subscription_event(
         "cancel_at_period_end": cancel_at_period_end,
         "cancel_at": period_end if cancel_at_period_end else None,
         "canceled_at": canceled_at,
+        "ended_at": ended_at,
         "trial_start": None if trial_end is None else trial_end - 14 * 86400,
         "trial_end": trial_end,
         "start_date": period_end - 3 * PERIOD,
@@ -73,6 +76,22 @@ def subscription_event(
         # Real events carry metadata and more; pad to a realistic size.
         size = len(json.dumps(event))
         subscription["metadata"] = {"padding": "x" * max(0, pad_to - size - 30)}
+    return event
+
+
+def deleted_event(subscription_id: str, *, ended_at: int, **fields: Any) -> dict[str, Any]:
+    """A `customer.subscription.deleted` event: canceled at once, at `ended_at`.
+
+    Stripe sends no `previous_attributes` with it; the period stays the one that was running."""
+    event = subscription_event(
+        subscription_id,
+        status="canceled",
+        canceled_at=ended_at,
+        ended_at=ended_at,
+        event_type="customer.subscription.deleted",
+        **{"created": ended_at, **fields},
+    )
+    del event["data"]["previous_attributes"]
     return event
 
 

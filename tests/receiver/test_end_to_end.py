@@ -1,5 +1,5 @@
-"""End to end on the local stack: a subscription updated at the Stripe emulator is delivered,
-signed, to the receiver and shows in the subscriber API."""
+"""End to end on the local stack: a subscription updated (or canceled at once) at the Stripe
+emulator is delivered, signed, to the receiver and shows in the subscriber API."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import stripe
 
 from devstack.processes import wait_until
 from devstack.project.receiver_process import ReceiverProcess
@@ -17,6 +18,8 @@ from stripe_webhook_receiver.subscribers import rfc3339
 from tests.receiver.layout import project, webhook_file
 
 pytestmark = pytest.mark.integration
+
+UPDATED, DELETED = "customer.subscription.updated", "customer.subscription.deleted"
 
 
 @pytest.fixture(scope="module")
@@ -35,32 +38,37 @@ def subscriber(url: str, user: str, auth: dict[str, str]) -> dict[str, Any]:
     return document["subscriber"]
 
 
-@pytest.mark.parametrize("api_version", ["2024-12-18.acacia", "2025-03-31.basil"])
-def test_an_emulator_update_reaches_the_subscriber_api(
-    stripe_emulator: StripeTarget, receiver: tuple[ReceiverProcess, Path], api_version: str
-) -> None:
+def _webhook(
+    stripe_emulator: StripeTarget,
+    receiver: tuple[ReceiverProcess, Path],
+    api_key: str,
+    name: str,
+    endpoint_events: list[str],
+    entry_events: list[str] | None,
+    api_version: str | None = None,
+) -> tuple[str, stripe.Subscription, str, str]:
+    """An endpoint sending `endpoint_events`, a subscription, and the webhook's entry with
+    `entry_events` (None: left out, as `.updated` alone); return the endpoint id, the
+    subscription, its product and the app's receipts key (each app has a key of its own)."""
     process, secrets_dir = receiver
-    api_key = stripe_emulator.new_api_key()
-    client = stripe_emulator.client(api_key)
-    name = api_version.split(".")[1]
-    receipts_key = f"rk_end_to_end_{name}"  # each app has a key of its own
-    auth = {"Authorization": f"Bearer {receipts_key}"}
-    endpoint = client.v1.webhook_endpoints.create(
-        params={
-            "url": f"{process.url}/webhooks/e2e/{name}",
-            "enabled_events": ["customer.subscription.updated"],
-            "api_version": api_version,
-        }
-    )
+    params: dict[str, Any] = {
+        "url": f"{process.url}/webhooks/e2e/{name}",
+        "enabled_events": endpoint_events,
+    }
+    if api_version is not None:
+        params["api_version"] = api_version
+    endpoint = stripe_emulator.client(api_key).v1.webhook_endpoints.create(params=params)  # type: ignore[arg-type]
     assert endpoint.secret
     subscription = stripe_emulator.create_subscription(api_key, product_name=f"Premium {name}")
     product = subscription["items"]["data"][0]["price"]["product"]
+    receipts_key = f"rk_end_to_end_{name}"
     filename, content = webhook_file(
         f"e2e/{name}",
         [(endpoint.secret, None)],
         receipts_key,
         endpoint_id=endpoint.id,
         entitlements={"premium": [product]},
+        enabled_events=entry_events,
     )
     existing = {p.name: p.read_bytes() for p in secrets_dir.glob("*.json")}
     project(secrets_dir, {**existing, filename: content})
@@ -69,13 +77,28 @@ def test_an_emulator_update_reaches_the_subscriber_api(
         timeout=10,
         what="the webhook file loaded",
     )
+    return endpoint.id, subscription, product, receipts_key
+
+
+@pytest.mark.parametrize("api_version", ["2024-12-18.acacia", "2025-03-31.basil"])
+def test_an_emulator_update_reaches_the_subscriber_api(
+    stripe_emulator: StripeTarget, receiver: tuple[ReceiverProcess, Path], api_version: str
+) -> None:
+    process, _ = receiver
+    api_key = stripe_emulator.new_api_key()
+    client = stripe_emulator.client(api_key)
+    name = api_version.split(".")[1]
+    endpoint, subscription, product, receipts_key = _webhook(
+        stripe_emulator, receiver, api_key, name, [UPDATED], None, api_version=api_version
+    )
+    auth = {"Authorization": f"Bearer {receipts_key}"}
 
     # An update before the app registered the receipt: answered 422, kept for a replay.
     client.v1.subscriptions.update(subscription.id, params={"metadata": {"step": "1"}})
     attempts = stripe_emulator.wait_for_deliveries(
-        api_key, lambda found: any(a["status"] == 422 for a in found), endpoint=endpoint.id
+        api_key, lambda found: any(a["status"] == 422 for a in found), endpoint=endpoint
     )
-    assert all(a["event_type"] == "customer.subscription.updated" for a in attempts)
+    assert all(a["event_type"] == UPDATED for a in attempts)
 
     user = f"user-{name}"
     registered = httpx.post(
@@ -105,6 +128,67 @@ def test_an_emulator_update_reaches_the_subscriber_api(
     assert state["subscriptions"][product]["expires_date"] == rfc3339(period_end)
 
     final = stripe_emulator.wait_for_deliveries(
-        api_key, lambda found: any(a["status"] == 200 for a in found), endpoint=endpoint.id
+        api_key, lambda found: any(a["status"] == 200 for a in found), endpoint=endpoint
     )
     assert {a["status"] for a in final} <= {200, 422}
+
+
+def test_an_immediate_cancellation_reaches_the_subscriber_where_deleted_is_enabled(
+    stripe_emulator: StripeTarget, receiver: tuple[ReceiverProcess, Path]
+) -> None:
+    process, _ = receiver
+    api_key = stripe_emulator.new_api_key()
+    both = [UPDATED, DELETED]
+    endpoint, subscription, product, key = _webhook(
+        stripe_emulator, receiver, api_key, "cancels", both, both
+    )
+    sub = subscription.id
+    auth = {"Authorization": f"Bearer {key}"}
+    registered = httpx.post(
+        f"{process.url}/v1/receipts",
+        json={"app_user_id": "user-cancels", "fetch_token": sub},
+        headers=auth,
+    )
+    assert registered.status_code == 201
+    assert set(registered.json()["subscriber"]["entitlements"]) == set()  # nothing applied yet
+
+    stripe_emulator.client(api_key).v1.subscriptions.update(sub, params={"metadata": {"a": "1"}})
+    wait_until(
+        lambda: "premium" in subscriber(process.url, "user-cancels", auth)["entitlements"],
+        timeout=20,
+        what="the update applied",
+    )
+    canceled = stripe_emulator.client(api_key).v1.subscriptions.cancel(sub)
+    wait_until(
+        lambda: (
+            subscriber(process.url, "user-cancels", auth)["subscriptions"][product]["status"]
+            == "canceled"
+        ),
+        timeout=20,
+        what="the cancellation applied",
+    )
+    state = subscriber(process.url, "user-cancels", auth)
+    assert state["entitlements"] == {}
+    assert state["subscriptions"][product]["ended_at"] == rfc3339(canceled.ended_at)
+    assert state["subscriptions"][product]["expires_date"] == rfc3339(canceled.ended_at)
+    attempts = stripe_emulator.wait_until_settled(api_key)
+    deleted = [a for a in attempts if a["event_type"] == DELETED]
+    assert [a["status"] for a in deleted] == [200]
+    assert {a["endpoint"] for a in attempts} == {endpoint}
+
+
+def test_a_cancellation_is_400_where_the_webhook_did_not_enable_deleted(
+    stripe_emulator: StripeTarget, receiver: tuple[ReceiverProcess, Path]
+) -> None:
+    api_key = stripe_emulator.new_api_key()
+    endpoint, subscription, _, _ = _webhook(
+        stripe_emulator, receiver, api_key, "updatesonly", [UPDATED, DELETED], None
+    )
+    stripe_emulator.client(api_key).v1.subscriptions.cancel(subscription.id)
+    attempts = stripe_emulator.wait_for_deliveries(
+        api_key,
+        lambda found: any(a["event_type"] == DELETED for a in found),
+        endpoint=endpoint,
+    )
+    deleted = [a for a in attempts if a["event_type"] == DELETED]
+    assert deleted[0]["status"] == 400

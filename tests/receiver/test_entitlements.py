@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from stripe_webhook_receiver.entitlements import active_entitlements, grants_access
+from stripe_webhook_receiver.entitlements import access_end, active_entitlements, grants_access
 from stripe_webhook_receiver.events import SubscriptionState
 from stripe_webhook_receiver.store import SubscriptionRow
 from stripe_webhook_receiver.subscribers import rfc3339, subscriber_document
@@ -99,3 +99,33 @@ def test_the_document_has_revenuecats_shape() -> None:
             "product_identifier": "prod_premium",
         }
     }
+
+
+def test_access_ends_at_ended_at_when_the_subscription_ended_before_its_period() -> None:
+    # Only statuses that grant access can tell when access ends; a canceled one grants none.
+    ended = row(ended_at=NOW + 10)
+    assert access_end(ended.state) == NOW + 10
+    assert grants_access(ended, NOW + 9) is True
+    assert grants_access(ended, NOW + 10) is False
+    assert access_end(row(ended_at=NOW + 500).state) == NOW + 100
+    assert access_end(row(current_period_end=None).state) is None
+
+
+def test_an_immediate_cancellation_ends_the_entitlement_and_shows_when() -> None:
+    canceled = row(status="canceled", canceled_at=NOW - 20, ended_at=NOW - 20)
+    document = subscriber_document(
+        "u1", NOW * 1000, [canceled], {"premium": ("prod_premium",)}, NOW
+    )
+    subscriber = document["subscriber"]
+    assert subscriber["entitlements"] == {}
+    shown = subscriber["subscriptions"]["prod_premium"]
+    assert shown["status"] == "canceled"
+    assert shown["expires_date"] == rfc3339(NOW - 20)
+    assert shown["ended_at"] == rfc3339(NOW - 20)
+    assert shown["unsubscribe_detected_at"] == rfc3339(NOW - 20)
+    # The same subscription still running shows its period's end and no end yet.
+    running = subscriber_document("u1", None, [row()], {"premium": ("prod_premium",)}, NOW)
+    assert running["subscriber"]["subscriptions"]["prod_premium"]["expires_date"] == rfc3339(
+        NOW + 100
+    )
+    assert running["subscriber"]["subscriptions"]["prod_premium"]["ended_at"] is None

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from stripe_webhook_receiver.events import EventError, parse_envelope, parse_subscription
-from tests.receiver.payloads import ACACIA, BASIL, encode, subscription_event
+from tests.receiver.payloads import ACACIA, BASIL, deleted_event, encode, subscription_event
 
 CREATED = 1_790_000_000
 
@@ -52,7 +52,7 @@ def test_an_expanded_product_object_gives_its_id() -> None:
 
 
 def test_ordering_key_prefers_created_then_period_then_status() -> None:
-    def key(**kw: object) -> tuple[int, int, int]:
+    def key(**kw: object) -> tuple[int, ...]:
         event = subscription_event("sub_o", event_id="evt_same", **kw)  # type: ignore[arg-type]
         return parse_subscription(parse_envelope(encode(event))).order
 
@@ -64,6 +64,43 @@ def test_ordering_key_prefers_created_then_period_then_status() -> None:
     )
     same = {"created": CREATED, "period_end": CREATED + 9}
     assert key(status="canceled", **same) > key(status="active", **same)
+
+
+@pytest.mark.parametrize("api_version", [ACACIA, BASIL])
+def test_a_deleted_event_gives_a_canceled_state_that_ended(api_version: str) -> None:
+    event = deleted_event(
+        "sub_del", ended_at=CREATED, period_end=CREATED + 900, api_version=api_version
+    )
+    parsed = parse_subscription(parse_envelope(encode(event)))
+    assert parsed.state.status == "canceled"
+    assert parsed.state.ended_at == CREATED
+    assert parsed.state.canceled_at == CREATED
+    assert parsed.state.current_period_end == CREATED + 900
+    assert (
+        parse_subscription(parse_envelope(encode(subscription_event("sub_u")))).state.ended_at
+        is None
+    )
+
+
+def test_an_ended_subscription_orders_after_any_state_that_had_not_ended() -> None:
+    def key(event: dict[str, object]) -> tuple[int, ...]:
+        return parse_subscription(parse_envelope(encode(event))).order
+
+    ended = key(deleted_event("sub_o", ended_at=CREATED, period_end=CREATED + 10))
+    # Later by the event's time, by the period end and by nothing at all: all older.
+    assert ended > key(subscription_event("sub_o", created=CREATED + 60, period_end=CREATED + 99))
+    assert ended > key(subscription_event("sub_o", created=CREATED, period_end=CREATED + 99))
+    assert ended > key(subscription_event("sub_o", created=CREATED, status="canceled"))
+    # Among ended states the usual key decides.
+    later = key(deleted_event("sub_o", ended_at=CREATED, created=CREATED + 1))
+    assert later > ended
+
+
+def test_ended_at_must_be_a_time() -> None:
+    event = deleted_event("sub_bad", ended_at=CREATED)
+    event["data"]["object"]["ended_at"] = "yesterday"
+    with pytest.raises(EventError, match=r"`data\.object\.ended_at`"):
+        parse_subscription(parse_envelope(encode(event)))
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from devstack.processes import wait_until
 from devstack.project.receiver_process import ReceiverProcess
 from stripe_webhook_receiver.signing import fingerprint
 from tests.receiver.layout import project, webhook_file
-from tests.receiver.payloads import ACACIA, signed, subscription_event
+from tests.receiver.payloads import ACACIA, deleted_event, signed, subscription_event
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +27,10 @@ PATH = "/webhooks/billing/app"
 KEY = "rk_app_key"
 OTHER_KEY = "rk_other_key"
 NEW, OLD, EXPIRED, OTHER = "whsec_new_1", "whsec_old_1", "whsec_expired_1", "whsec_other_1"
+# A webhook whose StripeWebhook enabled immediate cancellations too.
+CANCELS_PATH = "/webhooks/billing/cancels"
+CANCELS_KEY, CANCELS_SECRET = "rk_cancels_key", "whsec_cancels_1"
+UPDATED, DELETED = "customer.subscription.updated", "customer.subscription.deleted"
 
 
 def layout(new: str = NEW) -> dict[str, bytes]:
@@ -36,6 +40,12 @@ def layout(new: str = NEW) -> dict[str, bytes]:
         [
             webhook_file(WEBHOOK, [(new, None), (OLD, soon), (EXPIRED, past)], KEY),
             webhook_file("shop/other", [(OTHER, None)], OTHER_KEY),
+            webhook_file(
+                "billing/cancels",
+                [(CANCELS_SECRET, None)],
+                CANCELS_KEY,
+                enabled_events=[UPDATED, DELETED],
+            ),
         ]
     )
 
@@ -144,6 +154,54 @@ def test_other_event_types_are_400_naming_the_accepted_type(client: httpx.Client
     assert response.status_code == 400
     assert error_code(response) == "unsupported_event_type"
     assert "customer.subscription.updated" in response.json()["error"]["message"]
+    assert response.json()["error"]["message"] == (
+        f"Only `{UPDATED}` events are accepted; set the endpoint's `enabled_events` to "
+        f"['{UPDATED}']."
+    )
+
+
+def test_a_deletion_ends_the_subscription_where_the_webhook_enabled_it(
+    client: httpx.Client,
+) -> None:
+    now = int(time.time())
+    registered = client.post(
+        "/v1/receipts",
+        json={"app_user_id": "carol", "fetch_token": "sub_cancel"},
+        headers=auth(CANCELS_KEY),
+    )
+    assert registered.status_code == 201
+    active = subscription_event("sub_cancel", created=now - 10, period_end=now + 3600)
+    applied = deliver(client, active, CANCELS_SECRET, path=CANCELS_PATH)
+    assert applied.json() == {"outcome": "applied"}
+    before = client.get("/v1/subscribers/carol", headers=auth(CANCELS_KEY)).json()["subscriber"]
+    assert set(before["entitlements"]) == {"premium"}
+
+    deletion = deleted_event("sub_cancel", ended_at=now, period_end=now + 3600)
+    answered = deliver(client, deletion, CANCELS_SECRET, path=CANCELS_PATH)
+    assert answered.status_code == 200
+    assert answered.json() == {"outcome": "applied"}
+    # A late copy of an update (a Stripe retry, a recovery) does not bring it back.
+    late = subscription_event("sub_cancel", created=now - 5, period_end=now + 3600)
+    assert deliver(client, late, CANCELS_SECRET, path=CANCELS_PATH).json() == {"outcome": "stale"}
+
+    after = client.get("/v1/subscribers/carol", headers=auth(CANCELS_KEY)).json()["subscriber"]
+    state = after["subscriptions"]["prod_premium"]
+    assert state["status"] == "canceled"
+    assert state["ended_at"] == state["expires_date"] == state["canceled_at"]
+    assert after["entitlements"] == {}
+
+
+def test_a_webhook_with_both_types_names_both_when_refusing_another(
+    client: httpx.Client,
+) -> None:
+    event = subscription_event("sub_type2", event_type="invoice.paid")
+    response = deliver(client, event, CANCELS_SECRET, path=CANCELS_PATH)
+    assert response.status_code == 400
+    assert error_code(response) == "unsupported_event_type"
+    assert response.json()["error"]["message"] == (
+        f"Only `{UPDATED}` and `{DELETED}` events are accepted; set the endpoint's "
+        f"`enabled_events` to ['{UPDATED}', '{DELETED}']."
+    )
 
 
 def test_unreadable_verified_bodies_are_400(client: httpx.Client) -> None:
@@ -332,7 +390,7 @@ def test_a_kubelet_style_swap_is_picked_up_without_restart(
 
 def test_logs_hold_no_secret_key_or_payload(receiver: ReceiverProcess) -> None:
     text = receiver.log()
-    for secret in (NEW, OLD, EXPIRED, OTHER, KEY, OTHER_KEY, "whsec_rotated_2"):
+    for secret in (NEW, OLD, EXPIRED, OTHER, KEY, OTHER_KEY, "whsec_rotated_2", CANCELS_SECRET):
         assert secret not in text
     assert hashlib.sha256(KEY.encode()).hexdigest() not in text
     assert '"current_period_end"' not in text

@@ -57,6 +57,14 @@ def test_the_kubelet_layout_is_read_and_a_swap_is_seen(tmp_path: Path) -> None:
     assert directory.get("billing/app") is None
 
 
+def test_enabled_events_default_to_updated_alone_and_may_add_deleted() -> None:
+    name, content = webhook_file("billing/app", [("whsec_e", None)], "key")
+    assert parse_webhook_file(name, content).enabled_events == ("customer.subscription.updated",)
+    both = ["customer.subscription.updated", "customer.subscription.deleted"]
+    name, content = webhook_file("billing/app", [("whsec_e", None)], "key", enabled_events=both)
+    assert parse_webhook_file(name, content).enabled_events == tuple(both)
+
+
 def test_a_broken_file_keeps_the_last_good_set_and_is_reported(tmp_path: Path) -> None:
     directory = SecretsDirectory(tmp_path)
     name, good = webhook_file("billing/app", [("whsec_one", None)], "key")
@@ -117,6 +125,13 @@ def test_receipts_keys_select_their_own_webhook_only(tmp_path: Path) -> None:
         ({"receipts_api_key_sha256": "zz" * 32}, "receipts_api_key_sha256"),
         ({"entitlements": {"premium": "prod_1"}}, "entitlements.premium"),
         ({"livemode": "no"}, "livemode"),
+        ({"enabled_events": []}, "`enabled_events` must be a non-empty list"),
+        ({"enabled_events": "customer.subscription.deleted"}, "`enabled_events` must be"),
+        (
+            {"enabled_events": ["customer.subscription.updated", "invoice.paid"]},
+            "`enabled_events[1]` must be 'customer.subscription.updated' or "
+            "'customer.subscription.deleted'",
+        ),
     ],
 )
 def test_malformed_files_are_refused_with_a_reason(

@@ -19,7 +19,7 @@ from stripe_webhook_receiver.database import SqliteDatabase
 from stripe_webhook_receiver.events import STATUS_ORDER, parse_envelope, parse_subscription
 from stripe_webhook_receiver.migrations import LATEST, current_version_sync, migrate_sync
 from stripe_webhook_receiver.store import Delivery, Outcome, Store
-from tests.receiver.payloads import encode, subscription_event
+from tests.receiver.payloads import deleted_event, encode, subscription_event
 
 WEBHOOK = "billing/app"
 CREATED = 1_790_000_000
@@ -44,7 +44,7 @@ class Harness:
             webhook,
             int(time.time() * 1000),
             parsed.event_id,
-            "customer.subscription.updated",
+            event["type"],
             parsed.state.subscription_id,
             "fp",
         )
@@ -55,7 +55,7 @@ class Harness:
         row = self.database.run_sync(
             lambda tx: tx.execute(
                 "SELECT status, current_period_end, cancel_at_period_end, canceled_at, "
-                "price_id, order_event_id FROM subscriptions "
+                "price_id, order_event_id, ended_at FROM subscriptions "
                 "WHERE webhook = ? AND subscription_id = ?",
                 (webhook, sub),
             ).fetchone()
@@ -186,17 +186,75 @@ def test_updates_that_tie_on_the_ordering_key_end_in_the_last_to_arrive(
     assert state[4] == f"price_{1 - first}"
 
 
+def test_a_deletion_cancels_and_ends_the_subscription(harness: Harness) -> None:
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_del"))
+    harness.deliver(subscription_event("sub_del", created=CREATED - 10, period_end=CREATED + 900))
+    deletion = deleted_event("sub_del", ended_at=CREATED, period_end=CREATED + 900)
+    assert harness.deliver(deletion) is Outcome.APPLIED
+    assert harness.subscription("sub_del") == (
+        "canceled",
+        CREATED + 900,
+        0,
+        CREATED,
+        "price_monthly",
+        deletion["id"],
+        CREATED,
+    )
+    _, (row,) = harness.run(harness.store.subscriber(WEBHOOK, "user"))
+    assert (row.state.status, row.state.ended_at) == ("canceled", CREATED)
+
+
+@pytest.mark.parametrize(
+    "late",
+    [
+        {"created": CREATED - 60},  # older by the event's time
+        {"created": CREATED, "period_end": CREATED + 5000},  # same second, later period
+        {"created": CREATED + 60, "period_end": CREATED + 5000},  # even stamped later
+    ],
+    ids=["older", "same-second-later-period", "stamped-later"],
+)
+def test_an_update_arriving_after_the_deletion_never_revives_it(
+    harness: Harness, late: dict[str, int]
+) -> None:
+    sub = f"sub_rev{late['created'] - CREATED}{late.get('period_end', 0)}"
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", sub))
+    deletion = deleted_event(sub, ended_at=CREATED, period_end=CREATED + 900)
+    assert harness.deliver(deletion) is Outcome.APPLIED
+    assert harness.deliver(subscription_event(sub, status="active", **late)) is Outcome.STALE
+    state = harness.subscription(sub)
+    assert state is not None
+    assert (state[0], state[5], state[6]) == ("canceled", deletion["id"], CREATED)
+
+
+def test_a_deletion_arriving_after_updates_applies_whatever_their_times(
+    harness: Harness,
+) -> None:
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_late_del"))
+    harness.deliver(subscription_event("sub_late_del", created=CREATED, period_end=CREATED + 5000))
+    deletion = deleted_event("sub_late_del", ended_at=CREATED, period_end=CREATED + 900)
+    assert harness.deliver(deletion) is Outcome.APPLIED
+    state = harness.subscription("sub_late_del")
+    assert state is not None
+    assert (state[0], state[6]) == ("canceled", CREATED)
+
+
+def _ordering(update: tuple[int, int, str, bool, bool]) -> tuple[object, ...]:
+    created, period, status, _cancel, deleted = update
+    return (created, period, "canceled" if deleted else status, deleted)
+
+
 updates = st.lists(
     st.tuples(
         st.integers(min_value=0, max_value=5),  # created offset: collisions on purpose
         st.integers(min_value=0, max_value=3),  # period offset
         st.sampled_from(STATUS_ORDER),
         st.booleans(),
+        st.booleans(),  # a `customer.subscription.deleted`: canceled, ended at its creation
     ),
     min_size=1,
     max_size=6,
     # Updates that tie on the whole ordering key have no newest; see the test below.
-    unique_by=lambda update: update[:3],
+    unique_by=_ordering,
 )
 counter = itertools.count()
 
@@ -204,12 +262,20 @@ counter = itertools.count()
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(updates=updates, data=st.data())
 def test_any_order_of_the_same_updates_ends_in_the_state_of_the_newest(
-    shared: Harness, updates: list[tuple[int, int, str, bool]], data: st.DataObject
+    shared: Harness, updates: list[tuple[int, int, str, bool, bool]], data: st.DataObject
 ) -> None:
     sub = f"sub_prop{next(counter)}"
     shared.run(shared.store.register_receipt(WEBHOOK, "user", sub))
     events = [
-        subscription_event(
+        deleted_event(
+            sub,
+            ended_at=CREATED + created,
+            period_end=CREATED + 86400 * (1 + period),
+            price=f"price_{index}",
+            event_id=f"evt_{sub}_{index}",
+        )
+        if deleted
+        else subscription_event(
             sub,
             created=CREATED + created,
             period_end=CREATED + 86400 * (1 + period),
@@ -218,7 +284,7 @@ def test_any_order_of_the_same_updates_ends_in_the_state_of_the_newest(
             price=f"price_{index}",
             event_id=f"evt_{sub}_{index}",
         )
-        for index, (created, period, status, cancel) in enumerate(updates)
+        for index, (created, period, status, cancel, deleted) in enumerate(updates)
     ]
     order = data.draw(st.permutations(events))
     for event in order:
@@ -230,6 +296,9 @@ def test_any_order_of_the_same_updates_ends_in_the_state_of_the_newest(
     assert state[4] == newest["data"]["object"]["items"]["data"][0]["price"]["id"]
     assert state[5] == newest["id"]
     assert bool(state[2]) == newest["data"]["object"]["cancel_at_period_end"]
+    assert state[6] == newest["data"]["object"]["ended_at"]
+    if any(e["type"] == "customer.subscription.deleted" for e in events):
+        assert state[0] == "canceled"
 
 
 def test_a_failing_unit_rolls_back_alone_in_its_commit_group(harness: Harness) -> None:

@@ -12,8 +12,7 @@ import pytest
 
 from devstack.project.receiver_process import ReceiverProcess
 from devstack.services.postgres import PostgresServer
-from devstack.stripe_emulator.fixtures import StripeTarget
-from devstack.stripe_emulator.launcher import EmulatorProcess
+from devstack.stripe_emulator.fixtures import StripeTarget, own_emulator
 from tests.receiver.layout import project
 from tests.reliability.ledger import Ledger, trials
 from tests.reliability.traffic import App, UpdateStream, tally
@@ -34,11 +33,8 @@ def updates() -> int:
 def stripe_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeTarget]:
     """An emulator of this module's own, retrying deliveries for longer."""
     workdir = Path(tmp_path_factory.mktemp("patient-emulator"))
-    process = EmulatorProcess(workdir, retry_schedule=RETRY_SCHEDULE).start()
-    try:
-        yield StripeTarget(process.base_url)
-    finally:
-        process.stop()
+    with own_emulator(workdir, retry_schedule=RETRY_SCHEDULE) as target:
+        yield target
 
 
 @pytest.fixture

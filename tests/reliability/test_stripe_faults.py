@@ -18,8 +18,7 @@ import pytest
 
 from devstack.project.objects import api_key_secret, get_json, webhook_manifest
 from devstack.project.scene import Scene
-from devstack.stripe_emulator.fixtures import StripeTarget
-from devstack.stripe_emulator.launcher import EmulatorProcess
+from devstack.stripe_emulator.fixtures import StripeTarget, own_emulator
 from stripe_webhook_operator import manifests
 from tests.reliability.convergence import check_deliveries, settle
 from tests.reliability.ledger import TIMEOUT, Ledger, trials
@@ -49,13 +48,9 @@ FAULTS: list[dict[str, Any]] = [
 @pytest.fixture(scope="module")
 def stripe_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeTarget]:
     """An emulator of its own that throttles each account as Stripe test mode does."""
-    process = EmulatorProcess(
-        Path(tmp_path_factory.mktemp("rate-limited-emulator")), rate_limit=STRIPE_TEST_MODE_RATE
-    ).start()
-    try:
-        yield StripeTarget(process.base_url)
-    finally:
-        process.stop()
+    workdir = Path(tmp_path_factory.mktemp("rate-limited-emulator"))
+    with own_emulator(workdir, rate_limit=STRIPE_TEST_MODE_RATE) as target:
+        yield target
 
 
 def squat_idempotency_key(scene: Scene, name: str, url: str) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from devstack.stripe_emulator import versions
+from devstack.stripe_emulator.clock import Clock
 from devstack.stripe_emulator.errors import StripeError
 from devstack.stripe_emulator.fixtures import STRIPE_API, EmulatorOnly, StripeTarget
 from devstack.stripe_emulator.forms import parse_form
@@ -110,3 +111,18 @@ def test_against_stripe_test_mode_the_controls_refuse_before_any_request() -> No
         target.deliveries("sk_test_given")
     with pytest.raises(EmulatorOnly):
         target.disable_endpoint("we_123")
+
+
+def test_a_clock_runs_with_the_wall_until_set_then_stands_still() -> None:
+    wall = [1_790_000_000.7]
+    clock = Clock(wall=lambda: wall[0])
+    assert clock.render() == {"now": 1_790_000_000, "frozen": False}
+    wall[0] += 10
+    assert clock.now() == 1_790_000_010
+    clock.set(1_000)
+    wall[0] += 10
+    assert clock.now() == 1_000
+    clock.advance(30 * 86400)
+    assert clock.render() == {"now": 1_000 + 30 * 86400, "frozen": True}
+    clock.resume()
+    assert clock.now() == 1_790_000_020

@@ -10,11 +10,11 @@ import hashlib
 import re
 import secrets
 import string
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack.stripe_emulator.clock import Clock
 from devstack.stripe_emulator.errors import StripeError
 from devstack.stripe_emulator.limiter import TokenBucket
 
@@ -25,11 +25,6 @@ _ALPHABET = string.ascii_letters + string.digits
 def new_id(prefix: str, length: int = 24) -> str:
     """Return a fresh Stripe-style identifier such as `we_1Q...`."""
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
-
-
-def now() -> int:
-    """Stripe's timestamps: whole seconds since the epoch."""
-    return int(time.time())
 
 
 @dataclass
@@ -83,9 +78,17 @@ class Endpoint:
         )
 
 
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+
+
 @dataclass
 class Event:
-    """An event; `before` and `after` are internal snapshots, rendered per API version."""
+    """An event; `before` and `after` are internal snapshots, rendered per API version.
+
+    `deliveries` holds, per endpoint the event was sent to (those enabled and wanting it when
+    it was created), `pending` until an attempt got a 2xx (`succeeded`) or the attempts ended
+    without one (`failed`: retries used up, or the endpoint disabled or deleted meanwhile).
+    `sequence` orders events of one account created in the same second."""
 
     id: str
     type: str
@@ -94,7 +97,23 @@ class Event:
     before: dict[str, Any] | None
     request_id: str | None
     idempotency_key: str | None
-    pending_webhooks: int = 0
+    sequence: int = 0
+    deliveries: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pending_webhooks(self) -> int:
+        """Stripe's count of webhooks not (yet) successfully delivered to."""
+        return sum(1 for state in self.deliveries.values() if state != SUCCEEDED)
+
+    @property
+    def delivered(self) -> bool:
+        """Whether every webhook it was sent to answered 2xx: `delivery_success=true`."""
+        return self.pending_webhooks == 0
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Newer events have greater keys; Stripe lists them newest first."""
+        return (self.created, self.sequence)
 
 
 @dataclass
@@ -114,6 +133,7 @@ class Account:
     id: str
     default_api_version: str
     limiter: TokenBucket | None
+    clock: Clock = field(default_factory=Clock)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -124,7 +124,16 @@ class Emulator:
         try:
             if work:  # the request's own work takes this long (an injected fault)
                 await asyncio.sleep(work)
-            call = Call(account, params, ids, version, request_id, key, self.deliverer.dispatch)
+            call = Call(
+                account,
+                params,
+                ids,
+                version,
+                request_id,
+                key,
+                self.deliverer.dispatch,
+                account.clock.now(),
+            )
             status, body = route.handler(call)
             if key is not None:
                 account.idempotency[key] = SavedResponse(

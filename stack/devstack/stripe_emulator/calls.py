@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from devstack.stripe_emulator.accounts import Account, Event, new_id, now
+from devstack.stripe_emulator.accounts import Account, Event, new_id
 from devstack.stripe_emulator.errors import StripeError
 
 Dispatch = Callable[[Account, Event], None]
@@ -17,7 +17,8 @@ _METADATA_KEYS = 50
 
 @dataclass
 class Call:
-    """The account, decoded parameters, path ids and versions of one `/v1` request."""
+    """The account, decoded parameters, path ids and versions of one `/v1` request; `now` is
+    the account's clock as the request runs (every timestamp it writes is that one)."""
 
     account: Account
     params: dict[str, Any]
@@ -26,6 +27,7 @@ class Call:
     request_id: str
     idempotency_key: str | None
     dispatch: Dispatch
+    now: int
 
     def allow(self, *names: str) -> None:
         """Refuse any parameter outside `names` (and `expand`, which every call takes)."""
@@ -134,11 +136,12 @@ class Call:
         event = Event(
             id=new_id("evt"),
             type=event_type,
-            created=now(),
+            created=self.now,
             after=copy.deepcopy(after),
             before=None if before is None else copy.deepcopy(before),
             request_id=self.request_id,
             idempotency_key=self.idempotency_key,
+            sequence=len(self.account.events),
         )
         self.account.events[event.id] = event
         self.dispatch(self.account, event)
@@ -151,9 +154,15 @@ class Call:
         url: str,
         ident: Callable[[Any], str],
         render: Callable[[Any], dict[str, Any]],
+        universe: Sequence[Any] | None = None,
+        noun: str = "object",
     ) -> dict[str, Any]:
         """Stripe's cursor pagination over `items` (newest first): limit, starting_after,
-        ending_before, has_more."""
+        ending_before, has_more.
+
+        A cursor is a place in the whole list, `universe` (in the same order; default
+        `items`), of which `items` is the filtered part: a cursor left out by the filters,
+        or by the time that passed since the last page, still says where to go on from."""
         limit = self.integer("limit", minimum=1)
         if limit is not None and limit > 100:
             raise StripeError.invalid(
@@ -167,19 +176,22 @@ class Call:
             raise StripeError.invalid(
                 "You may only specify one of these parameters: ending_before, starting_after."
             )
-        ids = [ident(item) for item in items]
+        whole = items if universe is None else universe
+        place = {ident(item): index for index, item in enumerate(whole)}
         cursor = after or before
-        if cursor and cursor not in ids:
+        if cursor and cursor not in place:
             raise StripeError.missing_resource(
-                "object", cursor, "starting_after" if after else "ending_before"
+                noun, cursor, "starting_after" if after else "ending_before"
             )
+        chosen: Sequence[Any]
         if before:
-            end = ids.index(before)
-            start = max(0, end - limit)
-            chosen, has_more = items[start:end], start > 0
+            newer = [item for item in items if place[ident(item)] < place[before]]
+            chosen, has_more = newer[-limit:], len(newer) > limit
         else:
-            start = ids.index(after) + 1 if after else 0
-            chosen, has_more = items[start : start + limit], start + limit < len(items)
+            older: Sequence[Any] = items
+            if after:
+                older = [item for item in items if place[ident(item)] > place[after]]
+            chosen, has_more = older[:limit], len(older) > limit
         return {
             "object": "list",
             "data": [render(item) for item in chosen],

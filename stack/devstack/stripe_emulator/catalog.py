@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devstack.stripe_emulator.accounts import new_id, now
+from devstack.stripe_emulator.accounts import new_id
 from devstack.stripe_emulator.calls import Call, newest_first
 from devstack.stripe_emulator.errors import StripeError
 
@@ -27,7 +27,7 @@ def create_product(call: Call) -> Answer:
 
 
 def _product(call: Call, product_id: str, name: str) -> dict[str, Any]:
-    stamp = now()
+    stamp = call.now
     active = call.boolean("active")
     return {
         "id": product_id,
@@ -62,7 +62,7 @@ def update_product(call: Call) -> Answer:
     if active is not None:
         product["active"] = active
     product["metadata"] = call.metadata(product["metadata"])
-    product["updated"] = now()
+    product["updated"] = call.now
     call.emit("product.updated", product, before)
     return 200, product
 
@@ -104,7 +104,7 @@ def create_price(call: Call) -> Answer:
         "object": "price",
         "active": True if active is None else active,
         "billing_scheme": "per_unit",
-        "created": now(),
+        "created": call.now,
         "currency": currency,
         "livemode": False,
         "lookup_key": call.string("lookup_key"),

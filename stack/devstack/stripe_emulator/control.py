@@ -7,6 +7,15 @@ and the dashboard actions (disable an endpoint as Stripe does, delete it, roll i
                                                        "total", "rate_limited", "faults_served",
                                                        "idempotency_key_in_use"}
     POST   /_emulator/accounts/{acct}/stats/reset     zero the counters, answer the stats
+    GET    /_emulator/accounts/{acct}/clock           {"now": unix seconds, "frozen": bool}
+    POST   /_emulator/accounts/{acct}/clock           {"now": T} stops the account's clock at T;
+           {"advance": s} moves it s seconds on (and stops it there); {"resume": true} runs it
+           with the wall clock again -> the clock. It stamps what the account's requests
+           create (`created`, periods, `ended_at`) and the events' 30-day retention; delivery
+           signatures keep the wall clock
+    GET    /_emulator/accounts/{acct}/events          every event ever created, beyond the
+           retention too, oldest first: {"data": [{"id", "type", "created", "object",
+           "retained", "deliveries": {"we_...": "pending"|"succeeded"|"failed"}}]}
     GET    /_emulator/accounts/{acct}/deliveries      ?endpoint=we_&event=evt_&event_type=...
            {"data": [{"sequence", "endpoint", "event", "event_type", "attempt", "status",
                       "error", "time"}], "in_progress": n}
@@ -37,6 +46,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from devstack.stripe_emulator.accounts import Account, Endpoint, SigningSecret
+from devstack.stripe_emulator.events import newest_events, retained
 from devstack.stripe_emulator.faults import parse_fault
 from devstack.stripe_emulator.webhook_endpoints import new_secret
 
@@ -113,6 +123,35 @@ def control_routes(emulator: Emulator) -> list[Route]:
         ]
         return JSONResponse({"data": rows, "in_progress": account.deliveries_in_progress})
 
+    async def clock(request: Request) -> JSONResponse:
+        account = account_of(request)
+        if isinstance(account, JSONResponse):
+            return account
+        if request.method == "POST":
+            try:
+                _set_clock(account, await request.json())
+            except ValueError as exc:
+                return _problem(400, str(exc))
+        return JSONResponse(account.clock.render())
+
+    async def event_log(request: Request) -> JSONResponse:
+        account = account_of(request)
+        if isinstance(account, JSONResponse):
+            return account
+        moment = account.clock.now()
+        rows = [
+            {
+                "id": event.id,
+                "type": event.type,
+                "created": event.created,
+                "object": event.after.get("id"),
+                "retained": retained(event, moment),
+                "deliveries": dict(event.deliveries),
+            }
+            for event in reversed(newest_events(account))
+        ]
+        return JSONResponse({"data": rows})
+
     async def disable_endpoint(request: Request) -> JSONResponse:
         found = endpoint_of(request)
         if isinstance(found, JSONResponse):
@@ -149,6 +188,8 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/accounts/{account}/stats", account_stats),
         Route("/_emulator/accounts/{account}/stats/reset", account_stats, methods=["POST"]),
         Route("/_emulator/accounts/{account}/deliveries", deliveries),
+        Route("/_emulator/accounts/{account}/clock", clock, methods=["GET", "POST"]),
+        Route("/_emulator/accounts/{account}/events", event_log),
         Route("/_emulator/faults", add_fault, methods=["POST"]),
         Route("/_emulator/faults", list_faults, methods=["GET"]),
         Route("/_emulator/faults", clear_faults, methods=["DELETE"]),
@@ -156,3 +197,30 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/webhook_endpoints/{id}", delete_endpoint, methods=["DELETE"]),
         Route("/_emulator/webhook_endpoints/{id}/roll_secret", roll_secret, methods=["POST"]),
     ]
+
+
+def _set_clock(account: Account, body: Any) -> None:
+    """Carry out one clock command; raise ValueError with what to send instead."""
+    commands = ("now", "advance", "resume")
+    given = [name for name in commands if isinstance(body, dict) and name in body]
+    if len(given) != 1:
+        raise ValueError(
+            'Send exactly one of {"now": <unix seconds>}, {"advance": <seconds>} or '
+            '{"resume": true}.'
+        )
+    value = body[given[0]]
+    if given[0] == "resume":
+        if value is not True:
+            raise ValueError('Send {"resume": true} to run the clock with the wall clock again.')
+        account.clock.resume()
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"`{given[0]}` must be a whole number of seconds.")
+    if given[0] == "now":
+        if value < 0:
+            raise ValueError("`now` must be a Unix time in seconds, not negative.")
+        account.clock.set(value)
+    else:
+        if value < 0:
+            raise ValueError("`advance` must not be negative; set an earlier time with `now`.")
+        account.clock.advance(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devstack.stripe_emulator.accounts import new_id, now
+from devstack.stripe_emulator.accounts import new_id
 from devstack.stripe_emulator.calls import Call, newest_first
 from devstack.stripe_emulator.errors import StripeError
 
@@ -19,7 +19,7 @@ def create(call: Call) -> Answer:
     customer: dict[str, Any] = {
         "id": new_id("cus", 14),
         "object": "customer",
-        "created": now(),
+        "created": call.now,
         "livemode": False,
         "metadata": call.metadata(),
         "delinquent": False,

@@ -1,10 +1,18 @@
 """Webhook delivery: each event to each enabled endpoint that wants it, retried on failure.
 
-Stripe retries a delivery that got no 2xx answer (or no answer) on a schedule of hours; the
-emulator does the same on a short schedule in seconds. An attempt is skipped (and retrying
-stops) once the endpoint is disabled or deleted, as Stripe does. Deliveries run concurrently
-and their order is not guaranteed, as with Stripe. Only loopback hosts are ever contacted, and,
-inside the node's network namespace, the hosts of one cluster DNS domain (its Services).
+As Stripe does:
+- an event goes to the endpoints that are enabled and want its type when it is created, and
+  to no other: an endpoint disabled then never gets it, not even once re-enabled;
+- a delivery that got no 2xx answer (or no answer) is retried on a schedule that ends: in
+  test mode Stripe retries three times over a few hours, the emulator by default three times
+  within seconds (`--retry-schedule`, shorter still in tests); then the delivery has failed;
+- an attempt finds its endpoint disabled or deleted: nothing is sent and retrying stops (the
+  delivery failed); disabled and re-enabled before the next attempt, retrying goes on;
+- the event records each delivery's state, which `pending_webhooks` and the Events API's
+  `delivery_success` filter read.
+Deliveries run concurrently and their order is not guaranteed, as with Stripe. Only loopback
+hosts are ever contacted, and, inside the node's network namespace, the hosts of one cluster
+DNS domain (its Services).
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from devstack.stripe_emulator import versions
-from devstack.stripe_emulator.accounts import Account, Event
+from devstack.stripe_emulator.accounts import FAILED, PENDING, SUCCEEDED, Account, Event
 from devstack.stripe_emulator.signing import signature_header
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-DEFAULT_RETRY_SCHEDULE = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Three retries, as Stripe's test mode makes, in seconds instead of hours.
+DEFAULT_RETRY_SCHEDULE = (0.7, 2.0, 6.0)
 _HEADERS = {
     "Content-Type": "application/json; charset=utf-8",
     "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
@@ -88,7 +97,7 @@ class Deliverer:
     def dispatch(self, account: Account, event: Event) -> None:
         """Start delivering `event` to every enabled endpoint of `account` that wants it."""
         targets = [ep.id for ep in account.endpoints.values() if ep.wants(event.type)]
-        event.pending_webhooks = len(targets)
+        event.deliveries = dict.fromkeys(targets, PENDING)
         account.deliveries_in_progress += len(targets)
         for endpoint_id in targets:
             task = asyncio.get_running_loop().create_task(
@@ -111,17 +120,20 @@ class Deliverer:
         for attempt, delay in enumerate(delays, start=1):
             if delay:
                 await asyncio.sleep(delay)
-            endpoint = account.endpoints.get(endpoint_id)
-            if endpoint is None or endpoint.status != "enabled":
-                break
-            version = endpoint.api_version or account.default_api_version
-            body = json.dumps(render_event(account, event, version), indent=2).encode()
             async with self._slots:
+                # Looked up once a slot is free, right before sending: an endpoint disabled
+                # while this attempt waited gets nothing.
+                endpoint = account.endpoints.get(endpoint_id)
+                if endpoint is None or endpoint.status != "enabled":
+                    break
+                version = endpoint.api_version or account.default_api_version
+                body = json.dumps(render_event(account, event, version), indent=2).encode()
                 status, error = await self._post(endpoint.url, body, endpoint.live_secrets)
             self._record(account, endpoint_id, event, attempt, status, error)
             if status is not None and 200 <= status < 300:
-                break
-        event.pending_webhooks = max(0, event.pending_webhooks - 1)
+                event.deliveries[endpoint_id] = SUCCEEDED
+                return
+        event.deliveries[endpoint_id] = FAILED
 
     def may_contact(self, host: str) -> bool:
         """Whether events may be sent to `host`: a loopback one, or one of `domain`."""

@@ -7,6 +7,7 @@ the helpers that only the emulator can serve (`/_emulator/` controls) then raise
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import string
@@ -193,6 +194,34 @@ class StripeTarget:
                 raise TimeoutError(f"{answer['in_progress']} deliveries still in progress")
             time.sleep(0.05)
 
+    def clock(self, api_key: str) -> dict[str, Any]:
+        """The account's clock: `now` (Unix seconds) and whether it is `frozen`."""
+        return dict(self._control("GET", self._clock_path(api_key)))
+
+    def set_clock(self, api_key: str, moment: int) -> int:
+        """Stop the account's clock at `moment`: what its requests stamp and what the 30-day
+        retention of its events is measured against. Returns the clock's time."""
+        return int(self._control("POST", self._clock_path(api_key), json={"now": moment})["now"])
+
+    def advance_clock(self, api_key: str, seconds: int) -> int:
+        """Move the account's clock `seconds` on (it then stands still); returns its time."""
+        path = self._clock_path(api_key)
+        return int(self._control("POST", path, json={"advance": seconds})["now"])
+
+    def resume_clock(self, api_key: str) -> None:
+        """Run the account's clock with the wall clock again."""
+        self._control("POST", self._clock_path(api_key), json={"resume": True})
+
+    def _clock_path(self, api_key: str) -> str:
+        return f"/_emulator/accounts/{self._emulator_account(api_key)}/clock"
+
+    def event_log(self, api_key: str) -> list[dict[str, Any]]:
+        """Every event the account ever created, beyond the retention too, oldest first:
+        `id`, `type`, `created`, `object` (the id of its object), `retained` (still served by
+        the Events API) and `deliveries` (endpoint id -> 'pending', 'succeeded' or 'failed')."""
+        path = f"/_emulator/accounts/{self._emulator_account(api_key)}/events"
+        return list(self._control("GET", path)["data"])
+
     def all_stats(self) -> list[dict[str, Any]]:
         """The counters of every account the emulator has seen."""
         return list(self._control("GET", "/_emulator/stats")["accounts"])
@@ -222,6 +251,17 @@ class StripeTarget:
         return str(self._control("POST", path, json={"expires_in": expires_in})["secret"])
 
 
+@contextlib.contextmanager
+def own_emulator(workdir: Path, **options: Any) -> Iterator[StripeTarget]:
+    """An emulator process started with `options` (those of `EmulatorProcess`: a retry
+    schedule, a rate limit...) for the caller alone, stopped by its PID afterwards."""
+    process = EmulatorProcess(workdir, **options).start()
+    try:
+        yield StripeTarget(process.base_url)
+    finally:
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 def stripe_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeTarget]:
     """The Stripe emulator for the session (or Stripe test mode with STRIPE_TEST_API_KEY)."""
@@ -229,8 +269,5 @@ def stripe_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stripe
     if test_key:
         yield StripeTarget(STRIPE_API, test_key=test_key)
         return
-    process = EmulatorProcess(Path(tmp_path_factory.mktemp("stripe-emulator"))).start()
-    try:
-        yield StripeTarget(process.base_url)
-    finally:
-        process.stop()
+    with own_emulator(Path(tmp_path_factory.mktemp("stripe-emulator"))) as target:
+        yield target

@@ -1,9 +1,10 @@
 """`/v1/subscriptions`: create, retrieve, update, cancel (DELETE) and list.
 
 Every change emits `customer.subscription.updated` carrying the old values of the changed
-fields (`previous_attributes`); an immediate cancel emits `customer.subscription.deleted`,
-and a cancel at period end is an update, as in Stripe. No time passes in the emulator: periods
-never renew and trials end only when `trial_end=now` is sent.
+fields (`previous_attributes`); an immediate cancel emits `customer.subscription.deleted`
+alone (status `canceled`, `ended_at` and `canceled_at` now), and a cancel at period end is an
+update, as in Stripe. Timestamps come from the account's clock, but nothing happens as it
+moves: periods never renew and trials end only when `trial_end=now` is sent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import datetime
 from typing import Any
 
 from devstack.stripe_emulator import catalog, customers, versions
-from devstack.stripe_emulator.accounts import new_id, now
+from devstack.stripe_emulator.accounts import new_id
 from devstack.stripe_emulator.calls import Call, newest_first
 from devstack.stripe_emulator.errors import StripeError
 
@@ -39,7 +40,7 @@ def create(call: Call) -> Answer:
     specs = call.params.get("items")
     if not isinstance(specs, list) or not specs:
         raise StripeError.missing_parameter("items")
-    stamp = now()
+    stamp = call.now
     sub_id = new_id("sub")
     items = [_new_item(call, sub_id, spec, index, stamp) for index, spec in enumerate(specs)]
     trial_end = _trial_end(call, stamp)
@@ -106,7 +107,7 @@ def update(call: Call) -> Answer:
     )
     sub = _find(call)
     before = copy.deepcopy(sub)
-    stamp = now()
+    stamp = call.now
     if sub["status"] == "canceled" and set(call.params) - {"metadata", "cancellation_details"}:
         raise StripeError.invalid(
             "A canceled subscription can only update its `metadata` and `cancellation_details`."
@@ -140,7 +141,7 @@ def cancel(call: Call) -> Answer:
             f"Subscription '{sub['id']}' is already canceled; create a new subscription instead.",
             code="resource_missing",
         )
-    stamp = now()
+    stamp = call.now
     _update_details(call, sub)
     sub.update(status="canceled", ended_at=stamp, cancel_at_period_end=False)
     sub["canceled_at"] = sub["canceled_at"] or stamp

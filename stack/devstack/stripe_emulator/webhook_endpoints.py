@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from devstack.stripe_emulator import versions
-from devstack.stripe_emulator.accounts import Endpoint, SigningSecret, new_id, now
+from devstack.stripe_emulator.accounts import Endpoint, SigningSecret, new_id
 from devstack.stripe_emulator.calls import Call, newest_first
 from devstack.stripe_emulator.errors import StripeError
 
@@ -47,7 +47,7 @@ def create(call: Call) -> Answer:
         application=new_id("ca") if connect else None,
         description=description,
         metadata=metadata,
-        created=now(),
+        created=call.now,
         secrets=[SigningSecret(new_secret())],
     )
     account.endpoints[endpoint.id] = endpoint
