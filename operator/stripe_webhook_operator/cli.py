@@ -20,7 +20,7 @@ from stripe_webhook_operator import handlers, kube, metrics
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.exceptions import ConfigurationError
 from stripe_webhook_operator.limiter import TokenBucket
-from stripe_webhook_operator.reconcile import Runtime, sweep_orphans
+from stripe_webhook_operator.reconcile import Runtime, now_utc, sweep_orphans
 from stripe_webhook_operator.settings import Settings, parse_settings
 from stripe_webhook_operator.stripe_api import StripeGateway
 
@@ -115,6 +115,7 @@ async def serve(settings: Settings) -> None:
             ready_flag=ready,
         )
     )
+    metrics.record_start(now_utc().timestamp(), settings.drift_interval)
     runner = await start_health_server(settings, ready, task)
     logger.info(
         "operator started",

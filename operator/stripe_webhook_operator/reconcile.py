@@ -382,8 +382,17 @@ async def reconcile(rt: Runtime, namespace: str, name: str, fresh: bool) -> floa
         metrics.ERRORS.labels(reason=exc.reason).inc()
         logger.warning("%s: %s", work.spec.webhook, exc)
         delay = UNAVAILABLE_RETRY
-    metrics.RECONCILES.labels(outcome="ok" if _is_ready(work) else "not_ready").inc()
+    metrics.record_pass(work.spec.webhook, _is_ready(work), _rotation_step(work), _now())
     return delay
+
+
+def _now() -> float:
+    return now_utc().timestamp()
+
+
+def _rotation_step(work: Pass) -> str | None:
+    phase = rotation.phase_of(work.status)
+    return None if phase == rotation.IDLE else phase
 
 
 def _api_key_message(spec: WebhookSpec, detail: str) -> str:
@@ -854,6 +863,7 @@ async def finalize(rt: Runtime, body: Mapping[str, Any]) -> None:
     assert rt.receiver is not None
     await rt.receiver.put(manifests.receiver_entry_key(spec.namespace, spec.name), None)
     metrics.record_endpoint_status(spec.uid, None)
+    metrics.record_rotation_step(spec.webhook, None, _now())
 
 
 async def _delete_all(work: Pass) -> None:
@@ -914,6 +924,17 @@ async def run_loop(rt: Runtime, namespace: str, name: str, stopped: Any) -> None
 
     The first pass reads the account cache too: after a restart, one list per account checks
     every webhook of it, where fresh passes would read each endpoint on its own."""
+    metrics.WEBHOOKS.inc()
+    try:
+        await _loop(rt, namespace, name, stopped)
+    finally:
+        # Another replica may carry on with this webhook: a step left here would look stuck.
+        metrics.WEBHOOKS.dec()
+        metrics.record_rotation_step(f"{namespace}/{name}", None, _now())
+        rt.secrets_seen.pop((namespace, name), None)
+
+
+async def _loop(rt: Runtime, namespace: str, name: str, stopped: Any) -> None:
     wakeup = rt.wakeup(namespace, name)
     key = (namespace, name)
     fresh = False
@@ -938,4 +959,3 @@ async def run_loop(rt: Runtime, namespace: str, name: str, stopped: Any) -> None
         for task in pending:
             task.cancel()
         fresh = waiter in done
-    rt.secrets_seen.pop((namespace, name), None)

@@ -25,6 +25,7 @@ from stripe_webhook_receiver.events import (
     parse_envelope,
     parse_subscription,
 )
+from stripe_webhook_receiver.metrics import event_type_label
 from stripe_webhook_receiver.responses import (
     DATABASE_UNAVAILABLE,
     JSON,
@@ -264,7 +265,7 @@ async def _reject(
     runtime: Runtime, delivery: Delivery, status: int, code: str, message: str
 ) -> Response:
     """Record a refused delivery (best effort: the refusal stands without the database)."""
-    runtime.metrics.delivery(delivery.webhook, delivery.event_type or "", code).inc()
+    runtime.metrics.delivery(delivery.webhook, event_type_label(delivery.event_type), code).inc()
     try:
         if not runtime.migrated.is_set():
             raise DatabaseUnavailable("The database schema is not migrated yet.")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SUBSCRIPTION_UPDATED = "customer.subscription.updated"
+SUBSCRIPTION_DELETED = "customer.subscription.deleted"
 
 # Later in the list is further along a subscription's life: the tie-break within one second.
 STATUS_ORDER = (

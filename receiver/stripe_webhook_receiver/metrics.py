@@ -9,8 +9,22 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stripe_webhook_receiver.events import SUBSCRIPTION_DELETED, SUBSCRIPTION_UPDATED
+
 PREFIX = "stripe_webhook_receiver"
 UNKNOWN_WEBHOOK = "unknown"
+# The `type` label of a refused delivery whose type the receiver does not handle: the body
+# verified, but a label of whatever string it carries would give one series per string.
+OTHER_EVENT_TYPE = "other"
+LABELLED_EVENT_TYPES = frozenset({SUBSCRIPTION_UPDATED, SUBSCRIPTION_DELETED})
+
+
+def event_type_label(event_type: str | None) -> str:
+    """Return the `type` label for an event type: itself if the receiver knows it, `other` if
+    not, empty when the delivery was refused before its type was read."""
+    if not event_type:
+        return ""
+    return event_type if event_type in LABELLED_EVENT_TYPES else OTHER_EVENT_TYPE
 
 
 class Metrics:
@@ -59,6 +73,11 @@ class Metrics:
         self.webhooks_loaded = Gauge(
             f"{PREFIX}_webhooks_loaded",
             "Webhooks whose configuration is loaded.",
+            registry=self.registry,
+        )
+        self.database_up = Gauge(
+            f"{PREFIX}_database_up",
+            "1 while the database is migrated and answers a query, 0 while it does not.",
             registry=self.registry,
         )
         self.receipts = Counter(
