@@ -7,6 +7,8 @@ codes. No label ever carries a secret, a key or a payload.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stripe_webhook_receiver.events import SUBSCRIPTION_DELETED, SUBSCRIPTION_UPDATED
@@ -92,6 +94,14 @@ class Metrics:
             ["webhook"],
             registry=self.registry,
         )
+
+    def loaded(self, webhooks: Collection[str]) -> None:
+        """When the secrets directory was read, publish how many webhooks it holds, and give
+        each its replay counter at 0: an alert compares the counter's increase with held
+        deliveries, and a counter that first appears already at 1 shows `rate()` no increase."""
+        self.webhooks_loaded.set(len(webhooks))
+        for webhook in webhooks:
+            self.replayed_deliveries.labels(webhook)
 
     def delivery(self, webhook: str, event_type: str, outcome: str) -> Counter:
         """Return the `deliveries` counter child for these labels (what `labels()` returns)."""

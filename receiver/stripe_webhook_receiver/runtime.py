@@ -76,7 +76,7 @@ class Runtime:
         if report.changed:
             self.metrics.secret_reloads.inc()
             self.metrics.secret_files_broken.set(len(report.errors))
-            self.metrics.webhooks_loaded.set(len(self.secrets.webhooks))
+            self.metrics.loaded(self.secrets.webhooks.keys())
             log.info(
                 "Secrets directory loaded.",
                 extra={

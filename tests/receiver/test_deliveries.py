@@ -171,6 +171,15 @@ async def test_delivery_counters_count_each_answer(client: httpx.AsyncClient) ->
     assert f'{prefix}{{outcome="webhook_not_found",type="",webhook="unknown"}} 1.0' in text
 
 
+async def test_each_loaded_webhook_has_its_replay_counter_before_any_replay(
+    client: httpx.AsyncClient,
+) -> None:
+    """The alert on held deliveries compares them with replays: the replay counter must be
+    there at 0, or the first replay (the counter appearing at 1) would show no increase."""
+    text = (await client.get("/metrics")).text
+    assert 'stripe_webhook_receiver_replayed_deliveries_total{webhook="billing/app"} 0.0' in text
+
+
 async def test_a_refused_type_is_labelled_by_name_only_when_known(
     client: httpx.AsyncClient,
 ) -> None:
