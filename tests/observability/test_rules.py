@@ -16,7 +16,7 @@ import yaml
 
 from devstack.cluster.kubectl import Cluster, Kubectl
 from devstack.processes import REPO_ROOT
-from tests.chart.rendering import CHART_DIR
+from devstack.services.scrape_config import RULES_FILE
 from tests.observability.exports import (
     exported_series,
     named_metrics,
@@ -24,7 +24,6 @@ from tests.observability.exports import (
     receiver_exposition,
 )
 
-RULES_FILE = CHART_DIR / "alerts" / "stripe-webhook-rules.yaml"
 UNIT_TESTS = Path(__file__).parent / "rules-test.yaml"
 TROUBLESHOOTING = REPO_ROOT / "docs" / "troubleshooting.md"
 RUNBOOKS = (
