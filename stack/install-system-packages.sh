@@ -7,6 +7,8 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v npm >/dev/null || need+=(npm)
 # `ip` (network namespaces for the multi-replica handshake test, devstack.node.netns).
 command -v ip >/dev/null || need+=(iproute2)
+# Prometheus and promtool (devstack.services.prometheus; the alerting rules' unit tests).
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "missing Debian packages: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2

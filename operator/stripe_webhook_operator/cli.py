@@ -24,6 +24,7 @@ from stripe_webhook_operator.limiter import TokenBucket
 from stripe_webhook_operator.runtime import Runtime
 from stripe_webhook_operator.settings import Settings, parse_settings
 from stripe_webhook_operator.stripe_api import StripeGateway
+from stripe_webhook_operator.times import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ async def serve(settings: Settings) -> None:
             ready_flag=ready,
         )
     )
+    metrics.record_start(utc_now().timestamp(), settings.drift_interval)
     runner = await start_health_server(settings, ready, task)
     logger.info(
         "operator started",

@@ -66,6 +66,7 @@ async def finalize(rt: Runtime, body: Mapping[str, Any]) -> None:
     assert rt.receiver is not None
     await rt.receiver.put(manifests.receiver_entry_key(spec.namespace, spec.name), None)
     metrics.record_endpoint_status(spec.uid, None)
+    metrics.record_rotation_step(spec.webhook, None, rt.clock().timestamp())
 
 
 def _known_endpoint_ids(work: Pass) -> set[str]:

@@ -74,8 +74,16 @@ async def reconcile(rt: Runtime, namespace: str, name: str, fresh: bool) -> floa
         metrics.ERRORS.labels(reason=exc.reason).inc()
         logger.warning("%s: %s", work.spec.webhook, exc)
         delay = UNAVAILABLE_RETRY
-    metrics.RECONCILES.labels(outcome="ok" if work.is_ready() else "not_ready").inc()
+    metrics.record_pass(
+        work.spec.webhook, work.is_ready(), _rotation_step(work), rt.clock().timestamp()
+    )
     return delay
+
+
+def _rotation_step(work: Pass) -> str | None:
+    """The rotation step the pass left the webhook in (None when no rotation runs)."""
+    step = rotation_status.read(work.status, work.annotations).step
+    return None if step == rotation_status.IDLE else step
 
 
 def _api_key_message(spec: WebhookSpec, detail: str) -> str:

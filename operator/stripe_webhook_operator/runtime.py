@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from stripe_webhook_operator import receiver_pods
+from stripe_webhook_operator import metrics, receiver_pods
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.exceptions import OperatorError
 from stripe_webhook_operator.kube import Kube
@@ -145,6 +145,19 @@ async def run_loop(
 
     The first pass reads the account cache too: after a restart, one list per account checks
     every webhook of it, where fresh passes would read each endpoint on its own."""
+    metrics.WEBHOOKS.inc()
+    try:
+        await _loop(rt, namespace, name, stopped, reconcile)
+    finally:
+        # Another replica may carry on with this webhook: a step left here would look stuck.
+        metrics.WEBHOOKS.dec()
+        metrics.record_rotation_step(f"{namespace}/{name}", None, rt.clock().timestamp())
+        rt.secrets_seen.pop((namespace, name), None)
+
+
+async def _loop(
+    rt: Runtime, namespace: str, name: str, stopped: Any, reconcile: PassFunction
+) -> None:
     wakeup = rt.wakeup(namespace, name)
     key = (namespace, name)
     fresh = False
@@ -169,4 +182,3 @@ async def run_loop(
         for task in pending:
             task.cancel()
         fresh = waiter in done
-    rt.secrets_seen.pop((namespace, name), None)

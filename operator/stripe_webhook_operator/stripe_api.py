@@ -57,6 +57,14 @@ def should_retry(status: int | None, should_retry_header: str | None) -> bool:
     return status is None or status in (409, 429) or status >= 500
 
 
+def call_outcome(status: int | None) -> str:
+    """Return the `outcome` label of a failed call: `429` on its own (Stripe's rate limit, which
+    an alert watches), else the status class (`4xx`, `5xx`), or `network` without an answer."""
+    if status is None:
+        return "network"
+    return "429" if status == 429 else f"{status // 100}xx"
+
+
 def backoff_delay(attempt: int, retry_after: str | None, rng: random.Random) -> float:
     """Return the pause before retry number `attempt` (0-based): full jitter on an exponential
     ceiling, never shorter than a `Retry-After` the server asked for."""
@@ -180,7 +188,7 @@ class StripeGateway:
                 result = await call()
             except stripe.StripeError as exc:
                 status = exc.http_status
-                outcome = "network" if status is None else f"{status // 100}xx"
+                outcome = call_outcome(status)
                 metrics.STRIPE_CALLS.labels(method=method, outcome=outcome).inc()
                 retry = should_retry(status, _header(exc.headers, "Stripe-Should-Retry"))
                 if retry and attempt < self._max_retries:

@@ -15,7 +15,6 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from stripe_webhook_receiver import __version__, logs
-from stripe_webhook_receiver.database import DatabaseUnavailable
 from stripe_webhook_receiver.deliveries import receive_webhook
 from stripe_webhook_receiver.metrics import Metrics
 from stripe_webhook_receiver.receipts import get_subscriber, register_receipt
@@ -58,11 +57,8 @@ async def readyz(request: Request) -> Response:
         problems.append(f"the secrets directory '{runtime.settings.secrets_dir}' is not readable")
     if not runtime.migrated.is_set():
         problems.append("the database is not migrated yet")
-    else:
-        try:
-            await runtime.store.ping()
-        except DatabaseUnavailable:
-            problems.append("the database does not answer")
+    elif not await runtime.database_answers():
+        problems.append("the database does not answer")
     if problems:
         return error_response(503, "not_ready", "Not ready: " + "; ".join(problems) + ".")
     return json_response({"status": "ready", "webhooks": len(runtime.secrets.webhooks)})

@@ -20,6 +20,7 @@ from stripe_webhook_receiver import logs
 from stripe_webhook_receiver.bodies import BodyTooLarge, read_body
 from stripe_webhook_receiver.database import DatabaseUnavailable
 from stripe_webhook_receiver.events import EventError, parse_envelope, parse_subscription
+from stripe_webhook_receiver.metrics import event_type_label
 from stripe_webhook_receiver.responses import (
     DATABASE_UNAVAILABLE,
     FixedAnswer,
@@ -206,7 +207,7 @@ async def _reject(
     runtime: Runtime, delivery: Delivery, status: int, code: str, message: str
 ) -> Response:
     """Record a refused delivery (best effort: the refusal stands without the database)."""
-    runtime.metrics.delivery(delivery.webhook, delivery.event_type or "", code).inc()
+    runtime.metrics.delivery(delivery.webhook, event_type_label(delivery.event_type), code).inc()
     try:
         if not runtime.migrated.is_set():
             raise DatabaseUnavailable("The database schema is not migrated yet.")

@@ -7,10 +7,26 @@ codes. No label ever carries a secret, a key or a payload.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stripe_webhook_receiver.events import SUBSCRIPTION_DELETED, SUBSCRIPTION_UPDATED
 
 PREFIX = "stripe_webhook_receiver"
 UNKNOWN_WEBHOOK = "unknown"
+# The `type` label of a refused delivery whose type the receiver does not handle: the body
+# verified, but a label of whatever string it carries would give one series per string.
+OTHER_EVENT_TYPE = "other"
+LABELLED_EVENT_TYPES = frozenset({SUBSCRIPTION_UPDATED, SUBSCRIPTION_DELETED})
+
+
+def event_type_label(event_type: str | None) -> str:
+    """Return the `type` label for an event type: itself if the receiver knows it, `other` if
+    not, empty when the delivery was refused before its type was read."""
+    if not event_type:
+        return ""
+    return event_type if event_type in LABELLED_EVENT_TYPES else OTHER_EVENT_TYPE
 
 
 class Metrics:
@@ -61,6 +77,11 @@ class Metrics:
             "Webhooks whose configuration is loaded.",
             registry=self.registry,
         )
+        self.database_up = Gauge(
+            f"{PREFIX}_database_up",
+            "1 while the database is migrated and answers a query, 0 while it does not.",
+            registry=self.registry,
+        )
         self.receipts = Counter(
             f"{PREFIX}_receipts",
             "Receipt registrations, by webhook and result.",
@@ -73,6 +94,14 @@ class Metrics:
             ["webhook"],
             registry=self.registry,
         )
+
+    def loaded(self, webhooks: Collection[str]) -> None:
+        """When the secrets directory was read, publish how many webhooks it holds, and give
+        each its replay counter at 0: an alert compares the counter's increase with held
+        deliveries, and a counter that first appears already at 1 shows `rate()` no increase."""
+        self.webhooks_loaded.set(len(webhooks))
+        for webhook in webhooks:
+            self.replayed_deliveries.labels(webhook)
 
     def delivery(self, webhook: str, event_type: str, outcome: str) -> Counter:
         """Return the `deliveries` counter child for these labels (what `labels()` returns)."""

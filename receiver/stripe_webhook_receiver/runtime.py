@@ -1,8 +1,8 @@
 """The state a running receiver holds, and the background loops that keep it current.
 
 `Runtime` lives on `app.state.runtime` from startup to shutdown: the loaded secrets, the
-store, the metrics, and three loops (watch the secrets directory, migrate until the database
-answers, prune old records).
+store, the metrics, and four loops (watch the secrets directory, migrate until the database
+answers, prune old records, tell the metrics whether the database answers).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class Runtime:
             asyncio.create_task(self._migrate_loop(), name="migrate"),
             asyncio.create_task(self._watch_secrets(), name="watch-secrets"),
             asyncio.create_task(self._prune_loop(), name="prune"),
+            asyncio.create_task(self._watch_database(), name="watch-database"),
         ]
 
     async def stop(self) -> None:
@@ -75,7 +76,7 @@ class Runtime:
         if report.changed:
             self.metrics.secret_reloads.inc()
             self.metrics.secret_files_broken.set(len(report.errors))
-            self.metrics.webhooks_loaded.set(len(self.secrets.webhooks))
+            self.metrics.loaded(self.secrets.webhooks.keys())
             log.info(
                 "Secrets directory loaded.",
                 extra={
@@ -113,6 +114,27 @@ class Runtime:
             log.info("Database schema is current.", extra={"fields": {"applied": applied}})
             self.migrated.set()
             return
+
+    async def database_answers(self) -> bool:
+        """Return whether the database is migrated and answers a query."""
+        if not self.migrated.is_set():
+            return False
+        try:
+            await self.store.ping()
+        except DatabaseUnavailable:
+            return False
+        return True
+
+    async def _watch_database(self) -> None:
+        interval = self.settings.database_check_interval
+        while True:
+            # Until the schema is migrated the database counts as down; a migration that
+            # finishes during the wait is reported at once, not one interval later.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.migrated.wait(), interval)
+            self.metrics.database_up.set(1 if await self.database_answers() else 0)
+            if self.migrated.is_set():
+                await asyncio.sleep(interval)
 
     async def _prune_loop(self) -> None:
         await self.migrated.wait()

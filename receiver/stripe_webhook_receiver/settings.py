@@ -29,6 +29,8 @@ class Settings:
     log_level: str = "INFO"
     # Seconds between two looks at the secrets directory: a swap is seen well within a second.
     reload_interval: float = 0.25
+    # Seconds between two looks at whether the database answers (the `database_up` gauge).
+    database_check_interval: float = 5.0
     # Seconds between two retention passes.
     prune_interval: float = 3600.0
     max_body_bytes: int = MAX_BODY_BYTES

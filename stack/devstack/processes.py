@@ -133,6 +133,16 @@ class ManagedProcess:
         if not self.alive():
             raise StackError(f"{self.name} exited early; last log lines:\n{self.log_tail()}")
 
+    def wait_ready(
+        self, ready: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1
+    ) -> None:
+        """Poll `ready` until it holds; raise StackError naming `what` after `timeout`, or
+        with the tail of the log as soon as the process exits."""
+        wait_until(
+            lambda: not self.alive() or ready(), timeout=timeout, what=what, interval=interval
+        )
+        self.check_alive()  # an early exit ends the wait; say why, with its log
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

@@ -13,6 +13,7 @@ from devstack.cluster.kubectl import Kubectl
 from tests.chart.rendering import Manifest
 
 SERVICE_MONITOR_CRD = Path(__file__).parent / "servicemonitor-crd.yaml"
+PROMETHEUS_RULE_CRD = Path(__file__).parent / "prometheusrule-crd.yaml"
 CRD = "CustomResourceDefinition"
 CLUSTER_SCOPED = {CRD, "ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
 

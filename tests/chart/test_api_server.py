@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from devstack.cluster.kubectl import Kubectl, KubectlError
-from tests.chart.cluster import CRD, SERVICE_MONITOR_CRD, apply_crds, dry_run
+from tests.chart.cluster import (
+    CRD,
+    PROMETHEUS_RULE_CRD,
+    SERVICE_MONITOR_CRD,
+    apply_crds,
+    dry_run,
+)
 from tests.chart.rendering import VALUES_FILES, render
 
 pytestmark = pytest.mark.integration
@@ -17,11 +23,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def service_monitor_crd(kubectl: Kubectl) -> Iterator[None]:
-    """The ServiceMonitor kind, so the chart's ServiceMonitors can be validated."""
-    crd = yaml.safe_load(SERVICE_MONITOR_CRD.read_text())
-    apply_crds(kubectl, [crd])
+    """The ServiceMonitor and PrometheusRule kinds, so the chart's monitoring objects can be
+    validated."""
+    crds = [yaml.safe_load(path.read_text()) for path in (SERVICE_MONITOR_CRD, PROMETHEUS_RULE_CRD)]
+    apply_crds(kubectl, crds)
     yield
-    kubectl("delete", "crd", crd["metadata"]["name"], "--wait=false", "--ignore-not-found")
+    for crd in crds:
+        kubectl("delete", "crd", crd["metadata"]["name"], "--wait=false", "--ignore-not-found")
 
 
 @pytest.mark.parametrize("values", VALUES_FILES)
@@ -44,8 +52,10 @@ def test_api_server_refuses_a_misspelt_field(
     manifests = render("servicemonitor", namespace=kube_namespace)
     monitor = next(m for m in manifests if m["kind"] == "ServiceMonitor")
     monitor["spec"]["endpoints"][0]["scrapeIntervall"] = "30s"
+    rule = next(m for m in manifests if m["kind"] == "PrometheusRule")
+    rule["spec"]["groups"][0]["rules"][0]["annotation"] = {"summary": "misspelt"}
     deployment = next(m for m in manifests if m["kind"] == "Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnly"] = True
-    for broken in (monitor, deployment):
+    for broken in (monitor, rule, deployment):
         with pytest.raises(KubectlError, match="unknown field"):
             dry_run(kubectl, [broken])

@@ -300,6 +300,16 @@ def test_dashboard_configmap_carries_the_dashboard_file() -> None:
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
+def test_prometheus_rule_is_the_rules_file_unchanged() -> None:
+    rules = yaml.safe_load((CHART_DIR / "alerts" / "stripe-webhook-rules.yaml").read_text())
+    assert "PrometheusRule" not in kinds(render())
+    rule = find(render("servicemonitor"), "PrometheusRule", "")
+    assert rule["spec"] == rules
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    assert rule["metadata"]["labels"]["app.kubernetes.io/component"] == "alerts"
+
+
 def test_helm_test_hook_asks_both_health_endpoints() -> None:
     pod = find(render(), "Pod", "-test-health")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"

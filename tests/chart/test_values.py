@@ -79,6 +79,17 @@ def test_dashboards_without_the_file_fail_with_a_sentence(tmp_path: Path) -> Non
     )
 
 
+def test_prometheus_rule_without_the_file_fails_with_a_sentence(tmp_path: Path) -> None:
+    chart = tmp_path / "stripe-webhook-operator"
+    shutil.copytree(CHART_DIR, chart, ignore=shutil.ignore_patterns("alerts"))
+    result = template(sets=["prometheusRule.enabled=true"], chart=chart, check=False)
+    assert result.returncode != 0
+    assert (
+        "`prometheusRule.enabled` is true but the chart has no alerts/stripe-webhook-rules.yaml"
+        in result.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("assignment", "key"),
     [
@@ -87,6 +98,7 @@ def test_dashboards_without_the_file_fail_with_a_sentence(tmp_path: Path) -> Non
         ("receiver.database.sqlite.persistence.sise=2Gi", "sise"),
         ("receiver.ingress.tls=true", "tls"),
         ("networkPolicy.egress=true", "egress"),
+        ("prometheusRule.groups=x", "groups"),
     ],
 )
 def test_schema_refuses_unknown_keys(assignment: str, key: str) -> None:

@@ -4,30 +4,22 @@ queries only series the receiver and the operator really export on /metrics."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.cluster.kubectl import Cluster, Kubectl
 from devstack.processes import REPO_ROOT
-from devstack.project.objects import apply_crd
-from devstack.project.operator_process import OperatorProcess
-from devstack.project.receiver_process import ReceiverProcess
+from tests.observability.exports import (
+    exported_series,
+    named_metrics,
+    operator_exposition,
+    receiver_exposition,
+)
 
 DASHBOARD = REPO_ROOT / "charts" / "stripe-webhook-operator" / "dashboards" / "stripe-webhook.json"
-METRIC = re.compile(r"\b(stripe_webhook_(?:receiver|operator)_[a-z0-9_]+)")
-# Series each family type exposes, after the family name prometheus_client's parser reports.
-SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
-    "summary": ("", "_sum", "_count", "_created"),
-    "gauge": ("",),
-}
 # What issue 7 asks the dashboard to show, by words its panel titles must carry.
 TOPICS = (
     "deliveries by outcome",
@@ -60,20 +52,7 @@ def queries(board: dict[str, Any]) -> list[str]:
 
 
 def queried_metrics(prefix: str) -> set[str]:
-    return {
-        name
-        for text in queries(dashboard())
-        for name in METRIC.findall(text)
-        if name.startswith(prefix)
-    }
-
-
-def exported_series(exposition: str) -> set[str]:
-    """Series names a /metrics text makes queryable (families without samples included)."""
-    names: set[str] = set()
-    for family in text_string_to_metric_families(exposition):
-        names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
-    return names
+    return named_metrics(queries(dashboard()), prefix)
 
 
 def test_dashboard_is_grafana_json_with_unique_panel_ids() -> None:
@@ -96,14 +75,7 @@ def test_dashboard_shows_every_topic_the_issue_names() -> None:
 
 @pytest.mark.integration
 def test_every_receiver_metric_queried_is_exported(tmp_path: Path) -> None:
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir()
-    receiver = ReceiverProcess(tmp_path, secrets_dir, f"sqlite:///{tmp_path / 'receiver.db'}")
-    receiver.start()
-    try:
-        exposition = httpx.get(f"{receiver.url}/metrics", timeout=10).text
-    finally:
-        receiver.stop()
+    exposition = receiver_exposition(tmp_path)
     wanted = queried_metrics("stripe_webhook_receiver_")
     assert wanted, "the dashboard queries no receiver metric"
     assert wanted <= exported_series(exposition), wanted - exported_series(exposition)
@@ -113,14 +85,9 @@ def test_every_receiver_metric_queried_is_exported(tmp_path: Path) -> None:
 def test_every_operator_metric_queried_is_exported(
     kube_cluster: Cluster, kubectl: Kubectl, kube_namespace: str, tmp_path: Path
 ) -> None:
-    apply_crd(kubectl)
-    operator = OperatorProcess(
-        kube_cluster.kubeconfig, "http://127.0.0.1:9", kube_namespace, tmp_path, "dashboard-test"
-    ).start()
-    try:
-        exposition = operator.metrics()
-    finally:
-        operator.stop()
+    exposition = operator_exposition(
+        kube_cluster, kubectl, kube_namespace, tmp_path, "dashboard-test"
+    )
     wanted = queried_metrics("stripe_webhook_operator_")
     assert wanted, "the dashboard queries no operator metric"
     assert wanted <= exported_series(exposition), wanted - exported_series(exposition)

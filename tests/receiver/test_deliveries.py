@@ -171,6 +171,41 @@ async def test_delivery_counters_count_each_answer(client: httpx.AsyncClient) ->
     assert f'{prefix}{{outcome="webhook_not_found",type="",webhook="unknown"}} 1.0' in text
 
 
+async def test_each_loaded_webhook_has_its_replay_counter_before_any_replay(
+    client: httpx.AsyncClient,
+) -> None:
+    """The alert on held deliveries compares them with replays: the replay counter must be
+    there at 0, or the first replay (the counter appearing at 1) would show no increase."""
+    text = (await client.get("/metrics")).text
+    assert 'stripe_webhook_receiver_replayed_deliveries_total{webhook="billing/app"} 0.0' in text
+
+
+async def test_a_refused_type_is_labelled_by_name_only_when_known(
+    client: httpx.AsyncClient,
+) -> None:
+    """A verified body may carry any string as its type: only the types the receiver knows
+    become a label value, every other is `other`, so the series stay a bounded set."""
+    for event_type in ("invoice.paid", "made.up.type.1", "made.up.type.2"):
+        refused = await deliver(client, subscription_event("sub_typed", event_type=event_type))
+        assert refused.status_code == 400
+    deleted = await deliver(
+        client, subscription_event("sub_typed", event_type="customer.subscription.deleted")
+    )
+    assert deleted.status_code == 400
+    text = (await client.get("/metrics")).text
+    prefix = "stripe_webhook_receiver_deliveries_total"
+    assert (
+        f'{prefix}{{outcome="unsupported_event_type",type="other",webhook="billing/app"}} 3.0'
+        in text
+    )
+    assert (
+        f'{prefix}{{outcome="unsupported_event_type",type="customer.subscription.deleted",'
+        'webhook="billing/app"} 1.0' in text
+    )
+    assert "made.up" not in text
+    assert "invoice.paid" not in text
+
+
 async def test_other_methods_unknown_paths_and_unexpected_errors_answer_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

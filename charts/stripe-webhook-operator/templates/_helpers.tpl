@@ -173,4 +173,7 @@ and what to set instead. Included by the receiver Deployment, which every instal
 {{- if and .Values.dashboards.enabled (not (.Files.Get "dashboards/stripe-webhook.json")) -}}
 {{- fail "`dashboards.enabled` is true but the chart has no dashboards/stripe-webhook.json; set `dashboards.enabled` to false." -}}
 {{- end -}}
+{{- if and .Values.prometheusRule.enabled (not (.Files.Get "alerts/stripe-webhook-rules.yaml")) -}}
+{{- fail "`prometheusRule.enabled` is true but the chart has no alerts/stripe-webhook-rules.yaml; set `prometheusRule.enabled` to false." -}}
+{{- end -}}
 {{- end -}}

@@ -1,1 +1,1 @@
-"""Servers the stack runs beside the cluster: PostgreSQL and Stripe's own stripe-mock."""
+"""Servers the stack runs beside the cluster: PostgreSQL, stripe-mock and Prometheus."""

@@ -1,12 +1,15 @@
-"""Pytest fixtures for stripe-mock and PostgreSQL, one server of each per session."""
+"""Pytest fixtures for stripe-mock and PostgreSQL, one server of each per session, and for
+Prometheus, started by each test with the configuration it needs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from devstack.services.postgres import PostgresServer
+from devstack.services.prometheus import PrometheusServer
 from devstack.services.stripe_mock import StripeMock
 
 
@@ -27,4 +30,20 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
     try:
         yield server
     finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_prometheus(tmp_path: Path) -> Iterator[Callable[[str], PrometheusServer]]:
+    """`start_prometheus(config)` starts a Prometheus with that prometheus.yml (its targets are
+    the test's own processes); every one started is stopped by PID after the test."""
+    started: list[PrometheusServer] = []
+
+    def start(config: str) -> PrometheusServer:
+        server = PrometheusServer(tmp_path / f"prometheus-{len(started)}", config)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
         server.stop()

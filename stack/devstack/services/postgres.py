@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from devstack.processes import ManagedProcess, StackError, free_port, wait_until
+from devstack.processes import ManagedProcess, StackError, free_port
 
 SYSTEM_USER = "postgres"
 SUPERUSER = "postgres"
@@ -160,14 +160,7 @@ class PostgresServer:
         )
         self.process = ManagedProcess("postgres", argv, self.workdir / "postgres.log")
         self.process.start()
-        process = self.process
-        wait_until(
-            lambda: not process.alive() or self._accepts_queries(),
-            timeout=START_TIMEOUT,
-            what="PostgreSQL",
-            interval=0.1,
-        )
-        process.check_alive()  # an early exit ends the wait; say why, with its log
+        self.process.wait_ready(self._accepts_queries, timeout=START_TIMEOUT, what="PostgreSQL")
 
     def _accepts_queries(self) -> bool:
         with psycopg.connect(self.url, connect_timeout=2) as conn:
