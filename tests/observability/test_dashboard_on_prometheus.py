@@ -178,7 +178,7 @@ def run_journey(scene: Scene, receiver: Receiver, server: PrometheusServer) -> N
     wait_for_more(server, "the unsigned request counted", failures, 0)
 
     annotate(scene, NAME, f"{c.ANNOTATION_ROTATE}=journey", f"{c.ANNOTATION_ROTATE_OVERLAP}=8s")
-    rotated_to(scene, NAME, 2, phase="Overlap")
+    rotated_to(scene, NAME, 2, step="Overlap")
     duplicates = total(server, delivered("duplicate"))
     update(scene, subscription.id, "during-overlap")
     wait_for_more(server, "the overlap's second copy", delivered("duplicate"), duplicates)
