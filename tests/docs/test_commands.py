@@ -17,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from devstack import demo
-from devstack.processes import REPO_ROOT, TOOLS_BIN
+from devstack.cluster.control_plane import ControlPlane
+from devstack.cluster.kubectl import Kubectl
+from devstack.devenv import new_stripe_api_key
+from devstack.processes import REPO_ROOT, TOOLS_BIN, VENV_BIN
+from devstack.project.objects import CRD_NAME, apply_crd, random_cluster_id
+from devstack.project.operator_process import OperatorProcess
+from devstack.project.receiver_process import FedReceiver
+from devstack.project.scene import RECEIVER_SECRET
+from devstack.stripe_emulator.launcher import EmulatorProcess
 from tests.docs.blocks import Block, all_blocks, console_blocks, documents
 
 KINDS = ("run", "covered-by", "real-cluster")
@@ -32,6 +39,9 @@ COMMAND_WORDS = re.compile(r"^ {4}(\$ )?(kubectl|helm|make|curl|stripe-webhook-\
 # page uses ```console blocks with a marker, or ```text for a synopsis).
 UNCONVERTED: tuple[str, ...] = ()
 BLOCK_TIMEOUT = 240
+RECEIVER_NAMESPACE = "stripe-system"
+# Short retries: an event refused before its receipt exists comes back within seconds.
+RETRIES = (1.0, 2.0, 4.0, 8.0)
 # Variables kept from one block to the next; the shell's own are left out.
 SHELL_OWN = {"PWD", "OLDPWD", "SHLVL", "_", "BASHOPTS", "SHELLOPTS"}
 
@@ -102,44 +112,69 @@ def test_unconverted_pages_still_exist() -> None:
 
 
 class DocsStack:
-    """The local stack the `run` blocks of one page see, started as `make demo` starts it.
+    """The local stack the `run` blocks of one page see: a control plane and the Stripe
+    emulator, then (for `run stack`) the receiver and an operator watching every namespace as
+    local processes. These commands need no Pod, so the kubelet-less control plane serves them
+    (the node's journey is `make demo`'s, tests/docs/test_demo.py).
 
     Always local, even with E2E_KUBECONFIG set: the pages name fixed namespaces and release
     names that must not land on a shared cluster."""
 
     def __init__(self, workdir: Path) -> None:
-        self.target = demo.Target(real=False, workdir=workdir, namespace="")
+        self.workdir = workdir
         self.state = workdir / "shell-state.sh"
-        self.services_started = False
+        self.plane = ControlPlane(workdir / "kube")
+        self.emulator = EmulatorProcess(workdir / "stripe-emulator", retry_schedule=RETRIES)
+        self.api_key = new_stripe_api_key()
+        # Made (not started) now: its URL is in every block's environment from the first on.
+        self.receiver = FedReceiver(
+            self.plane.kubeconfig, RECEIVER_NAMESPACE, RECEIVER_SECRET, workdir / "receiver"
+        )
+        self.operator: OperatorProcess | None = None
 
     def start(self) -> DocsStack:
-        demo.start_local_stack(self.target)
+        self.plane.start()
+        self.emulator.start()
         return self
+
+    def kubectl(self) -> Kubectl:
+        return Kubectl(self.plane.kubeconfig, self.workdir / "kube-cache")
 
     def start_services(self) -> None:
         """Start the receiver and the operator once, after the CRD exists."""
-        if self.services_started:
+        if self.operator is not None:
             return
-        kubectl = self.target.kubectl()
-        crd = kubectl("get", "crd", "stripewebhooks.stripe.operator.dev", check=False)
-        if crd.returncode != 0:
-            demo.install_crd(kubectl)
-        demo.start_receiver(self.target)
-        demo.start_operator(self.target)
-        self.services_started = True
+        kubectl = self.kubectl()
+        if kubectl("get", "crd", CRD_NAME, check=False).returncode != 0:
+            apply_crd(kubectl)
+        kubectl("create", "namespace", RECEIVER_NAMESPACE, check=False)
+        self.receiver.start()
+        self.operator = OperatorProcess(
+            self.plane.kubeconfig,
+            self.emulator.base_url,
+            None,
+            self.workdir,
+            random_cluster_id(),
+            extra_args=(
+                f"--receiver-namespace={RECEIVER_NAMESPACE}",
+                f"--receiver-url={self.receiver.url}",
+                f"--public-base-url={self.receiver.url}",
+            ),
+            name="operator",
+        ).start()
 
     def environment(self) -> dict[str, str]:
-        home = self.target.workdir / "home"
+        home = self.workdir / "home"
         home.mkdir(exist_ok=True)
-        path = os.pathsep.join([str(TOOLS_BIN), str(demo.VENV_BIN), "/usr/bin", "/bin"])
+        path = os.pathsep.join([str(TOOLS_BIN), str(VENV_BIN), "/usr/bin", "/bin"])
         return {
             "PATH": path,
             "HOME": str(home),
-            "KUBECONFIG": str(self.target.kubeconfig),
-            "KUBECACHEDIR": str(self.target.workdir / "kube-cache"),
-            "STRIPE_API_BASE": self.target.stripe_base,
-            "STRIPE_API_KEY": self.target.api_key,
-            "RECEIVER_URL": self.target.receiver_url,
+            "KUBECONFIG": str(self.plane.kubeconfig),
+            "KUBECACHEDIR": str(self.workdir / "kube-cache"),
+            "STRIPE_API_BASE": self.emulator.base_url,
+            "STRIPE_API_KEY": self.api_key,
+            "RECEIVER_URL": self.receiver.url,
             "LANG": "C.UTF-8",
         }
 
@@ -161,12 +196,16 @@ class DocsStack:
 
     def logs(self) -> str:
         parts = []
-        for name in ("operator.log", "receiver.log"):
-            path = self.target.workdir / name
+        for path in (self.workdir / "operator.log", self.workdir / "receiver" / "receiver.log"):
             if path.exists():
                 tail = "\n".join(path.read_text(errors="replace").splitlines()[-15:])
-                parts.append(f"--- {name}\n{tail}")
+                parts.append(f"--- {path.name}\n{tail}")
         return "\n".join(parts)
+
+    def stop(self) -> None:
+        for component in (self.operator, self.receiver, self.emulator, self.plane):
+            if component is not None:
+                component.stop()
 
 
 def pages_with_run_blocks() -> list[Path]:
@@ -179,7 +218,7 @@ def docs_stack(tmp_path: Path) -> Iterator[DocsStack]:
     try:
         yield stack.start()
     finally:
-        stack.target.stop_all()
+        stack.stop()
 
 
 @pytest.mark.integration

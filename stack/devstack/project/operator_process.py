@@ -28,7 +28,8 @@ QUICK: Final = (
 
 @dataclass
 class OperatorProcess:
-    """One operator replica watching `namespace`, with its log in `log_dir`.
+    """One operator replica watching `namespace` (None: every namespace, the receiver's
+    Secret then in the `--receiver-namespace` of `extra_args`), with its log in `log_dir`.
 
     `settings` are its timings and options (QUICK by default), `extra_args` flags that come
     after them (the last of a flag wins). `env` is the environment besides KUBECONFIG and
@@ -37,7 +38,7 @@ class OperatorProcess:
 
     kubeconfig: Path
     stripe_base: str
-    namespace: str
+    namespace: str | None
     log_dir: Path
     cluster_id: str
     extra_args: Sequence[str] = ()
@@ -54,8 +55,11 @@ class OperatorProcess:
         return [
             *self.wrapper,
             str(OPERATOR_SCRIPT),
-            f"--namespace={self.namespace}",
-            f"--receiver-namespace={self.namespace}",
+            *(
+                [f"--namespace={self.namespace}", f"--receiver-namespace={self.namespace}"]
+                if self.namespace is not None
+                else []
+            ),
             f"--cluster-id={self.cluster_id}",
             "--metrics-host=127.0.0.1",
             f"--metrics-port={self.metrics_port}",
