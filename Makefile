@@ -142,6 +142,10 @@ bench-operator: install ## Operator time-to-Ready, calls per CR and memory.
 bench-rotation: install ## Rotations under live traffic: failed deliveries and duplicates.
 	$(PY) -m benchmarks.rotation_bench
 
+.PHONY: bench-propagation
+bench-propagation: install ## New and rotated secrets reaching the receiver Pod, with and without the nudge.
+	$(PY) -m benchmarks.propagation_bench
+
 .PHONY: soak
 soak: install ## Long reliability runs; writes docs/reliability.md.
 	SOAK=1 $(PY) -m pytest tests/reliability -p no:randomly

@@ -1,10 +1,12 @@
 """`make dev-up` / `make dev-down`: the local stack in the background, described by `.dev/env`.
 
-`up` starts the control plane, the Stripe emulator, stripe-mock and PostgreSQL, each in its own
-session so that they outlive the command, and writes two files into the dev folder:
+`up` starts the node's cluster with the Stripe emulator inside it (one process owns the node,
+devstack.node.serve, and undoes all of it when told to stop), stripe-mock and PostgreSQL,
+each in its own session so that they outlive the command, and writes into the dev folder:
 
-- `env`: `export` lines a shell can source (PATH with the tools first, KUBECONFIG,
-  STRIPE_API_BASE, STRIPE_API_KEY, STRIPE_MOCK_BASE, DATABASE_URL, ...);
+- `env`: `export` lines a shell can source (PATH with the tools first, KUBECONFIG reaching the
+  node's API server, STRIPE_API_BASE and STRIPE_API_BASE_IN_CLUSTER, STRIPE_API_KEY,
+  STRIPE_MOCK_BASE, DATABASE_URL, LOCAL_VALUES: the chart values for the local image, ...);
 - `pids.json`: every process started and every folder to delete, which is all `down` needs.
 
 The dev folder is `.dev/` in the repository, or `$DEVSTACK_DIR` (tests use their own).
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from devstack.processes import REPO_ROOT, TOOLS_BIN, StackError, pid_running, proc_stat, stop_pid
 
@@ -31,6 +33,9 @@ DIR_VARIABLE = "DEVSTACK_DIR"
 ENV_FILE = "env"
 STATE_FILE = "pids.json"
 STOP_TIMEOUT = 15.0  # etcd and the API server may take a few seconds to shut down cleanly
+# The node's owner stops the whole node (Pods, containerd, kubelet, the control plane) first.
+NODE_STOP_TIMEOUT = 90.0
+NODE_START_TIMEOUT = 600.0
 
 
 class HasPid(Protocol):
@@ -55,6 +60,7 @@ class Started:
     pid: int
     stop_signal: int = signal.SIGTERM
     identity: str | None = None
+    stop_timeout: float = STOP_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.identity is None:
@@ -94,7 +100,7 @@ class StackState:
                 continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(started.pid, started.stop_signal)
-            if not wait_gone(started.pid, STOP_TIMEOUT):
+            if not wait_gone(started.pid, started.stop_timeout):
                 stop_pid(started.pid)  # escalates to SIGKILL
         for path in self.cleanup:
             shutil.rmtree(path, ignore_errors=True)
@@ -167,20 +173,20 @@ def up(directory: Path | None = None) -> int:
     print(f"The local stack is up; run `source {env_path}` to use it, `make dev-down` to stop it.")
     for name in ("KUBECONFIG", "STRIPE_API_BASE", "STRIPE_MOCK_BASE", "DATABASE_URL"):
         print(f"  {name}={variables[name]}")
+    print(
+        "Install the chart on the node with: helm install stripe-webhook-operator "
+        'charts/stripe-webhook-operator -n stripe-system --create-namespace -f "$LOCAL_VALUES" '
+        "--wait"
+    )
     return 0
 
 
 def _start_all(directory: Path, state: StackState) -> dict[str, str]:
     # Imported here so that `down` works even while a component's module is broken.
-    from devstack.cluster.control_plane import ControlPlane
     from devstack.services.postgres import SHUTDOWN_SIGNALS, PostgresServer
     from devstack.services.stripe_mock import StripeMock
-    from devstack.stripe_emulator.launcher import EmulatorProcess
 
-    plane = ControlPlane(directory / "kube")
-    _start(state, "control-plane", plane.start, plane.pids)
-    emulator = EmulatorProcess(directory / "stripe-emulator")
-    _start(state, "stripe-emulator", emulator.start, lambda: _pid_list(emulator))
+    node = _start_node(directory, state)
     mock = StripeMock(directory / "stripe-mock")
     _start(state, "stripe-mock", mock.start, lambda: _pid_list(mock))
     postgres = PostgresServer(directory / "postgres")
@@ -196,16 +202,48 @@ def _start_all(directory: Path, state: StackState) -> dict[str, str]:
         "PATH": os.pathsep.join([str(TOOLS_BIN), str(REPO_ROOT / ".venv" / "bin"), path]),
         "PYTHONPATH": str(REPO_ROOT / "stack"),
         "DEVSTACK_DIR": str(directory),
-        "KUBECONFIG": str(plane.kubeconfig),
+        "KUBECONFIG": str(node["kubeconfig"]),
         # kubectl's discovery cache for this throwaway cluster stays with the stack, not in ~/.kube.
         "KUBECACHEDIR": str(directory / "kube-cache"),
-        "KUBE_SERVER": plane.server,
-        "STRIPE_API_BASE": emulator.base_url,
+        "KUBE_SERVER": str(node["server"]),
+        "STRIPE_API_BASE": str(node["stripe_api_base"]),
+        "STRIPE_API_BASE_IN_CLUSTER": str(node["stripe_api_base_in_cluster"]),
         "STRIPE_API_KEY": new_stripe_api_key(),
         "STRIPE_MOCK_BASE": mock.base_url,
         "DATABASE_URL": postgres.new_database(),
         "POSTGRES_URL": postgres.url,
+        "LOCAL_VALUES": str(node["values"]),
     }
+
+
+def _start_node(directory: Path, state: StackState) -> dict[str, Any]:
+    """Start the node's owner and wait until it reports the node up; record its PID (and, as
+    a fallback should it die, those of the processes it leads)."""
+    import sys
+
+    from devstack.node.serve import READY_FILE
+    from devstack.processes import ManagedProcess, stack_env
+
+    owner = ManagedProcess(
+        "node",
+        [sys.executable, "-m", "devstack.node.serve", str(directory)],
+        directory / "node.log",
+        env=stack_env(),
+    ).start()
+    ready = directory / READY_FILE
+    deadline = time.monotonic() + NODE_START_TIMEOUT
+    try:
+        while not ready.exists():
+            owner.check_alive()
+            if time.monotonic() > deadline:
+                raise StackError(f"The node did not come up in {NODE_START_TIMEOUT:.0f} s.")
+            time.sleep(0.25)
+    finally:
+        info: dict[str, Any] = json.loads(ready.read_text()) if ready.exists() else {}
+        # Newest first on stop: the owner (which stops them all), then whatever it left.
+        state.processes += [Started("node-process", int(pid)) for pid in info.get("pids", [])]
+        state.processes.append(Started("node", owner.pid, stop_timeout=NODE_STOP_TIMEOUT))
+    return info
 
 
 def _start(

@@ -41,10 +41,27 @@ def helm(
     return result
 
 
+IMAGE_REPOSITORY, _, IMAGE_TAG = PROJECT_IMAGE.rpartition(":")
+
+
 def image_values() -> list[str]:
-    """`--set`s that make the chart run the locally built image."""
-    repository, _, tag = PROJECT_IMAGE.rpartition(":")
-    return [f"image.repository={repository}", f"image.tag={tag}", "image.pullPolicy=IfNotPresent"]
+    """`--set`s that make the chart run the locally built image (containerd holds it)."""
+    return [
+        f"image.repository={IMAGE_REPOSITORY}",
+        f"image.tag={IMAGE_TAG}",
+        "image.pullPolicy=IfNotPresent",
+    ]
+
+
+def fullname(release: str) -> str:
+    """The prefix of a release's object names (the chart's `swo.fullname`)."""
+    return release if CHART_NAME in release else f"{release}-{CHART_NAME}"
+
+
+def receiver_base_url(release: str, namespace: str) -> str:
+    """The receiver Service of a release by its cluster DNS name, as endpoint URLs' base."""
+    host = f"{fullname(release)}-receiver.{namespace}.svc.{CLUSTER_DOMAIN}"
+    return f"http://{host}:{RECEIVER_PORT}"
 
 
 @dataclass
@@ -62,17 +79,12 @@ class ChartRelease:
     public_url: str = ""
 
     @property
-    def fullname(self) -> str:
-        """The prefix of the release's object names (the chart's `swo.fullname`)."""
-        return self.name if CHART_NAME in self.name else f"{self.name}-{CHART_NAME}"
-
-    @property
     def receiver_service(self) -> str:
-        return f"{self.fullname}-receiver"
+        return f"{fullname(self.name)}-receiver"
 
     @property
     def operator_deployment(self) -> str:
-        return f"{self.fullname}-operator"
+        return f"{fullname(self.name)}-operator"
 
     @property
     def receiver_deployment(self) -> str:
@@ -81,10 +93,7 @@ class ChartRelease:
     @property
     def public_base_url(self) -> str:
         """Endpoint URLs' base: `public_url`, or the receiver Service by its DNS name."""
-        if self.public_url:
-            return self.public_url
-        host = f"{self.receiver_service}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
-        return f"http://{host}:{RECEIVER_PORT}"
+        return self.public_url or receiver_base_url(self.name, self.namespace)
 
     def arguments(self) -> list[str]:
         args = ["--namespace", self.namespace]

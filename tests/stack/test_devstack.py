@@ -17,7 +17,7 @@ import pytest
 from devstack.devenv import StackState, Started, env_lines, register
 from devstack.processes import REPO_ROOT, pid_running
 
-COMMAND_TIMEOUT = 240
+COMMAND_TIMEOUT = 600
 
 
 def sourced(env_file: Path) -> dict[str, str]:
@@ -112,6 +112,19 @@ def test_up_writes_a_working_env_and_down_stops_everything(dev_env: dict[str, st
         timeout=30,
     )
     assert namespaces.stdout.strip() == "namespace/default"
+    # A real node, reached from this shell through the env file alone.
+    nodes = subprocess.run(
+        ["kubectl", "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[-1:].type}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=30,
+    )
+    assert nodes.stdout.strip() == "Ready"
+    values = Path(env["LOCAL_VALUES"]).read_text()
+    assert "localhost/stripe-webhook-operator" in values
+    assert env["STRIPE_API_BASE_IN_CLUSTER"] in values
     auth = {"Authorization": f"Bearer {env['STRIPE_API_KEY']}"}
     endpoints = httpx.get(f"{env['STRIPE_API_BASE']}/v1/webhook_endpoints", headers=auth)
     assert endpoints.status_code == 200

@@ -241,7 +241,7 @@ class NodeCluster:
         if self.netns is not None:
             self.netns.delete()
         # The container store and the volumes are large; logs stay for the reader.
-        for state in ("containerd/root", "containerd/state", "kubelet/root", "volumes"):
+        for state in ("containerd/root", "containerd/state", "volumes"):
             shutil.rmtree(self.workdir / state, ignore_errors=True)
 
     def leftovers(self) -> list[str]:

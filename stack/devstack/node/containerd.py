@@ -20,6 +20,10 @@ from devstack.node.mounts import MountNamespace
 from devstack.processes import ManagedProcess, StackError, wait_until
 
 CNI_BIN_DIR = Path("/usr/lib/cni")
+# Inside the node's mount namespace (its own tmpfs on /run): where the kubelet and cAdvisor
+# look for it, and short, as a Unix socket path must be (108 bytes at most). The host reaches
+# it through the namespace holder's /proc/PID/root.
+SOCKET = Path("/run/containerd/containerd.sock")
 # Kubernetes' images live in this containerd namespace (CRI's).
 K8S_NAMESPACE = "k8s.io"
 READY_TIMEOUT = 30.0
@@ -45,7 +49,7 @@ state = "{workdir / "state"}"
 disabled_plugins = [{disabled}]
 
 [grpc]
-  address = "{socket_path(workdir)}"
+  address = "{SOCKET}"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{workdir / "opt"}"
@@ -72,10 +76,6 @@ disabled_plugins = [{disabled}]
 """
 
 
-def socket_path(workdir: Path) -> Path:
-    return workdir / "containerd.sock"
-
-
 class Containerd:
     """containerd in the node's namespaces and cgroup tree."""
 
@@ -83,15 +83,19 @@ class Containerd:
         self.workdir = workdir
         self.cni_conf_dir = cni_conf_dir
         self._process: ManagedProcess | None = None
+        self._mounts: MountNamespace | None = None
 
     @property
     def socket(self) -> Path:
-        return socket_path(self.workdir)
+        """The socket as the host sees it."""
+        if self._mounts is None:
+            raise StackError("containerd was never started")
+        return Path(f"/proc/{self._mounts.pid}/root") / SOCKET.relative_to("/")
 
     @property
     def endpoint(self) -> str:
-        """The CRI endpoint the kubelet is given."""
-        return f"unix://{self.socket}"
+        """The CRI endpoint the kubelet (inside the node's namespaces) is given."""
+        return f"unix://{SOCKET}"
 
     @property
     def process(self) -> ManagedProcess:
@@ -102,6 +106,7 @@ class Containerd:
     def start(self, mounts: MountNamespace, cgroups: NodeCgroups) -> Containerd:
         """Start containerd and wait until it answers on its socket."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._mounts = mounts
         path = self.workdir / "config.toml"
         path.write_text(config(self.workdir, self.cni_conf_dir))
         self._process = ManagedProcess(

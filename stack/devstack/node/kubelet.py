@@ -32,6 +32,7 @@ from devstack.node.network import (
 from devstack.processes import ManagedProcess, StackError, tool
 
 KUBELET_PORT = 10250
+ROOT_DIR = "/var/lib/kubelet"
 HEALTHZ_PORT = 10248
 CNI_NETWORK = "devstack"
 
@@ -168,7 +169,9 @@ class Kubelet:
                     str(tool("kubelet")),
                     f"--config={config_path}",
                     f"--kubeconfig={kubeconfig}",
-                    f"--root-dir={self.workdir / 'root'}",
+                    # The default, inside the node's mount namespace (a tmpfs of its own): its
+                    # sockets' paths stay short, and it goes with the namespace.
+                    f"--root-dir={ROOT_DIR}",
                     f"--cert-dir={self.workdir / 'pki'}",
                     f"--node-ip={NODE_IP}",
                     f"--hostname-override={NODE_NAME}",

@@ -6,9 +6,10 @@ made for the node (`unshare --mount --propagation private`, held open by a `slee
 the launcher stops), so none of it reaches the machine's mount table, and all of it is gone
 once the node's last process ends, even after a crash.
 
-Inside, fresh tmpfs cover `/run` (containerd's shim sockets, runc's state, Pod network
-namespaces, the iptables lock), `/var/lib` (the CNI cache) and `/var/log` (the kubelet's
-`/var/log/containers` links), which the Debian binaries use at fixed paths; and the node's own
+Inside, fresh tmpfs cover `/run` (containerd's socket and its shims', runc's state, Pod network
+namespaces, the iptables lock), `/var/lib` (the kubelet's root, with its sockets and the Pods'
+volumes; the CNI cache) and `/var/log` (the kubelet's `/var/log/containers` links), which the
+binaries use at fixed paths; and the node's own
 `resolv.conf`, naming the cluster DNS, covers `/etc/resolv.conf`, so a server of the stack that
 runs inside (the Stripe emulator) resolves Service names as a Pod does.
 """
