@@ -86,7 +86,7 @@ def _wait_each(
     return [finished[name] for name in names]
 
 
-def measure(kubectl: Kubectl, emulator: EmulatorProcess, count: int, nudge: bool) -> Mode:
+def measure(kubectl: Kubectl, count: int, nudge: bool) -> Mode:
     """Apply `count` webhooks, time them to Ready; rotate them all, time each to enabled."""
     namespace = f"propagation-{'nudge' if nudge else 'kubelet'}-{secrets.token_hex(3)}"
     kubectl("create", "namespace", namespace)
