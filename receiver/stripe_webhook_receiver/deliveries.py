@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stripe_webhook_receiver import logs
+from stripe_webhook_receiver.body_budget import BodyBudget
 from stripe_webhook_receiver.database import DatabaseUnavailable
 from stripe_webhook_receiver.deadlines import within
 from stripe_webhook_receiver.events import (
@@ -30,16 +31,19 @@ from stripe_webhook_receiver.responses import (
     JSON,
     error_response,
     fixed_response,
+    overloaded_response,
 )
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.secrets import WebhookConfig
+from stripe_webhook_receiver.settings import DEFAULT_CLIENT_TIMEOUT
 from stripe_webhook_receiver.signing import SignatureError, verify
 from stripe_webhook_receiver.store import Delivery, Outcome
 
 log = logs.get("deliveries")
 
-# Seconds a client may take to send its whole body before we give up on it.
-BODY_TIMEOUT = 10.0
+# Seconds a client may take to send its whole body before we give up on it (the receiver
+# passes its `--client-timeout`).
+BODY_TIMEOUT = float(DEFAULT_CLIENT_TIMEOUT)
 
 OUTCOME_BODIES = {outcome: fixed_response({"outcome": outcome.value}) for outcome in Outcome}
 RECEIPT_NOT_FOUND_BODY = fixed_response(
@@ -55,6 +59,10 @@ RECEIPT_NOT_FOUND_BODY = fixed_response(
 
 class BodyTooLarge(Exception):
     """The request body grew past the limit while we read it."""
+
+
+class Overloaded(Exception):
+    """The unfinished bodies of all requests together hold as many bytes as allowed."""
 
 
 class FixedAnswer:
@@ -84,36 +92,52 @@ OUTCOME_ANSWERS = {
 RECEIPT_NOT_FOUND_ANSWER = FixedAnswer(RECEIPT_NOT_FOUND_BODY, 422)
 
 
-async def read_body(receive: Receive, limit: int, seconds: float = BODY_TIMEOUT) -> bytes:
+async def read_body(
+    receive: Receive,
+    limit: int,
+    seconds: float = BODY_TIMEOUT,
+    budget: BodyBudget | None = None,
+) -> bytes:
     """Read the body, counting the bytes as they stream in, whatever Content-Length says.
 
     Raises BodyTooLarge past `limit` bytes, TimeoutError if the whole body takes longer
-    than `seconds` (a slow client cannot hold a request open) and ClientDisconnect if the
-    client goes away first. Messages are read as Starlette's `Request.stream()` reads them.
+    than `seconds` (a slow client cannot hold a request open), ClientDisconnect if the
+    client goes away first, and Overloaded when a body that arrives in pieces finds no room
+    left in `budget` (see body_budget.py). Messages are read as Starlette's
+    `Request.stream()` reads them.
     """
-    return await within(seconds, _read_body(receive, limit))
+    return await within(seconds, _read_body(receive, limit, budget))
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, budget: BodyBudget | None) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "http.request":
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge
-            more = message.get("more_body", False)
-            if not chunks and not more:
-                # The usual case: the whole body came in one message; no copy.
-                return chunk
-            chunks.append(chunk)
-            if not more:
-                return b"".join(chunks)
-        elif kind == "http.disconnect":
-            raise ClientDisconnect
+    held = 0
+    try:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                more = message.get("more_body", False)
+                if not chunks and not more:
+                    # The usual case: the whole body came in one message; no copy, no budget.
+                    return chunk
+                if budget is not None:
+                    if not budget.take(len(chunk)):
+                        raise Overloaded
+                    held += len(chunk)
+                chunks.append(chunk)
+                if not more:
+                    return b"".join(chunks)
+            elif kind == "http.disconnect":
+                raise ClientDisconnect
+    finally:
+        if budget is not None:
+            budget.give_back(held)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -161,7 +185,10 @@ class WebhookEndpoint:
           "413": {description: The body is larger than 1 MiB.}
           "422":
             description: "`receipt_not_found`: no receipt registered for the subscription yet."
-          "503": {description: The database is unavailable.}
+          "503":
+            description: >-
+              `database_unavailable`: the database is unavailable; `overloaded`: the
+              receiver holds as many unfinished bodies or connections as it allows.
         """
         answer = await _receive(scope["app"].state.runtime, scope, receive)
         await answer(scope, receive, send)
@@ -181,8 +208,11 @@ async def _receive(runtime: Runtime, scope: Scope, receive: Receive) -> ASGIApp:
             "webhook_not_found",
             "No webhook of this namespace and name is loaded; check the endpoint URL.",
         )
+    settings = runtime.settings
     try:
-        body = await read_body(receive, runtime.settings.max_body_bytes)
+        body = await read_body(
+            receive, settings.max_body_bytes, settings.client_timeout, runtime.body_budget
+        )
     except BodyTooLarge:
         runtime.metrics.delivery(webhook, "", "payload_too_large").inc()
         return error_response(
@@ -193,6 +223,9 @@ async def _receive(runtime: Runtime, scope: Scope, receive: Receive) -> ASGIApp:
         return error_response(
             408, "request_timeout", "The body did not arrive in time; send it again."
         )
+    except Overloaded:
+        runtime.metrics.delivery(webhook, "", "overloaded").inc()
+        return overloaded_response()
     return await _handle(runtime, config, _header(scope, b"stripe-signature"), body)
 
 

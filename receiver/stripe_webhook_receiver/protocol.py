@@ -1,41 +1,200 @@
-"""uvicorn's httptools protocol, with the receiver's JSON error body for unparseable requests.
+"""uvicorn's httptools protocol, with the receiver's connection limits and JSON error bodies.
+
+uvicorn bounds none of what a hostile client controls before the application runs: a
+connection that never sends a byte, or sends its headers a byte at a time, is kept forever
+(its keep-alive timer only starts after an answer, and any byte stops it); headers may grow
+without end (httptools keeps the partial header in memory); a client that does not read its
+answers blocks the connection for good; and connections are limited only by file
+descriptors. This protocol adds, per connection (values from `ConnectionLimits`):
+
+- the request line and headers must arrive within `client_timeout` seconds of connecting
+  or of the previous answer: past it a connection that sent part of a request gets 408
+  `request_timeout`, an idle one is closed;
+- at most `max_header_bytes` of request line and headers: past it, 431 `header_too_large`;
+- an answer the client does not take off the wire within `client_timeout` ends the
+  connection;
+- beyond `max_connections` open connections, a new one gets 503 `overloaded` and is closed
+  at once, before it costs a request.
 
 httptools refuses what it cannot parse (a method it does not know, such as `BREW`, a malformed
 request line or header, broken chunked framing) before the application sees the request, and
-uvicorn then answers a plain-text 400. Every other answer of the receiver is a JSON error with
-a code, so this protocol answers those too in that shape. uvicorn's protocol class is internal
-API: uvicorn is pinned in requirements/, and tests/reliability/test_receiver_fuzz.py checks the
-answer, so an upgrade that changes it fails there.
+uvicorn then answers a plain-text 400; this protocol answers in the receiver's JSON shape.
+Every answer from here closes the connection. uvicorn's protocol class is internal API:
+uvicorn is pinned in requirements/, and tests/reliability (test_receiver_fuzz.py,
+test_hostile_connections.py) check these answers, so an upgrade that changes it fails there.
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from stripe_webhook_receiver.responses import JSON, fixed_response
-
-INVALID_REQUEST_BODY = fixed_response(
-    {
-        "error": {
-            "code": "invalid_http_request",
-            "message": "The request is not valid HTTP/1.1 (an unknown method, or a malformed "
-            "request line, header or body framing); Stripe sends `POST` with a JSON body.",
-        }
-    }
+from stripe_webhook_receiver.responses import JSON, OVERLOADED, RETRY_AFTER_SECONDS
+from stripe_webhook_receiver.responses import fixed_response as encode
+from stripe_webhook_receiver.settings import (
+    DEFAULT_CLIENT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
 )
 
 
-class JsonErrorProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol whose parser-error answer is a JSON 400 (the connection then closes)."""
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one client may hold of the receiver before the application sees a request."""
+
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    client_timeout: float = DEFAULT_CLIENT_TIMEOUT
+
+
+def _error(code: str, message: str) -> bytes:
+    return encode({"error": {"code": code, "message": message}})
+
+
+INVALID_REQUEST_BODY = _error(
+    "invalid_http_request",
+    "The request is not valid HTTP/1.1 (an unknown method, or a malformed request line, "
+    "header or body framing); Stripe sends `POST` with a JSON body.",
+)
+OVERLOADED_BODY = _error("overloaded", OVERLOADED)
+
+
+class ReceiverProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with the limits in the module docstring; `with_limits` makes the
+    class uvicorn is given."""
+
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+
+    @classmethod
+    def with_limits(cls, limits: ConnectionLimits) -> type[ReceiverProtocol]:
+        """Return a subclass bound to `limits` (uvicorn builds the protocol itself)."""
+        return cast("type[ReceiverProtocol]", type(cls.__name__, (cls,), {"limits": limits}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limits = self.limits
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        # Bytes received since the current request's line began, while its headers are
+        # incomplete (False between requests and once the headers are complete).
+        self._in_head = False
+        self._head_bytes = 0
+        self._head_started = False
+        self._head_timeout_body = _error(
+            "request_timeout",
+            f"The request line and headers did not arrive within {limits.client_timeout:g} s; "
+            "send the whole request at once.",
+        )
+        self._header_too_large_body = _error(
+            "header_too_large",
+            f"The request line and headers are larger than {limits.max_header_bytes} bytes; "
+            "Stripe's are far smaller.",
+        )
+
+    # Connections ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._answer(
+                b"503 Service Unavailable",
+                OVERLOADED_BODY,
+                [b"retry-after: " + str(RETRY_AFTER_SECONDS).encode()],
+            )
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        self._cancel_write_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Counted after parsing: a chunk that completes the headers is no longer counted, and
+        # one that leaves them incomplete is all head (less the end of an earlier request).
+        if self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._answer(b"431 Request Header Fields Too Large", self._header_too_large_body)
 
     def send_400_response(self, msg: str) -> None:
         # `msg` is uvicorn's fixed text ("Invalid HTTP request received."): the body says more.
-        lines = [b"HTTP/1.1 400 Bad Request"]
+        self._answer(b"400 Bad Request", INVALID_REQUEST_BODY)
+
+    # Parser callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_started = True
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The next request's clock starts now, unless one is queued already (pipelining).
+        if not self.pipeline and not self.transport.is_closing():
+            self._arm_head_timer()
+
+    # Writes --------------------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.limits.client_timeout, self._abort)
+
+    def resume_writing(self) -> None:
+        self._cancel_write_timer()
+        super().resume_writing()
+
+    # Timers and answers --------------------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_started = self._in_head
+        self._head_timer = self.loop.call_later(self.limits.client_timeout, self._head_late)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._head_started:
+            self._answer(b"408 Request Timeout", self._head_timeout_body)
+        else:
+            self.transport.close()
+
+    def _abort(self) -> None:
+        self._write_timer = None
+        self.transport.abort()
+
+    def _answer(self, status: bytes, body: bytes, extra: list[bytes] | None = None) -> None:
+        """Write one JSON error answer and close the connection."""
+        self._cancel_head_timer()
+        lines = [b"HTTP/1.1 " + status]
         lines += [name + b": " + value for name, value in self.server_state.default_headers]
         lines += [
             b"content-type: " + JSON.encode(),
-            b"content-length: " + str(len(INVALID_REQUEST_BODY)).encode(),
+            b"content-length: " + str(len(body)).encode(),
             b"connection: close",
+            *(extra or []),
         ]
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + INVALID_REQUEST_BODY)
+        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
         self.transport.close()

@@ -17,8 +17,13 @@ from starlette.responses import Response
 
 from stripe_webhook_receiver import logs
 from stripe_webhook_receiver.database import DatabaseUnavailable
-from stripe_webhook_receiver.deliveries import BodyTooLarge, read_body
-from stripe_webhook_receiver.responses import DATABASE_UNAVAILABLE, error_response, json_response
+from stripe_webhook_receiver.deliveries import BodyTooLarge, Overloaded, read_body
+from stripe_webhook_receiver.responses import (
+    DATABASE_UNAVAILABLE,
+    error_response,
+    json_response,
+    overloaded_response,
+)
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.secrets import WebhookConfig
 from stripe_webhook_receiver.subscribers import subscriber_document
@@ -73,9 +78,14 @@ def _text(data: dict[str, Any], key: str) -> str:
     return value
 
 
-async def _receipt_request(request: Request) -> tuple[str, str]:
+async def _receipt_request(request: Request, runtime: Runtime) -> tuple[str, str]:
     try:
-        body = await read_body(request.receive, MAX_RECEIPT_BODY)
+        body = await read_body(
+            request.receive,
+            MAX_RECEIPT_BODY,
+            runtime.settings.client_timeout,
+            runtime.body_budget,
+        )
     except BodyTooLarge:
         raise ApiError(413, "payload_too_large", "The body must be at most 16 KiB.") from None
     except (TimeoutError, ClientDisconnect):
@@ -126,12 +136,12 @@ async def register_receipt(request: Request) -> Response:
       "409":
         description: "`fetch_token_in_use`: the subscription belongs to another user of the app."
       "413": {description: The body is larger than 16 KiB.}
-      "503": {description: The database is unavailable.}
+      "503": {description: "The database is unavailable, or the receiver is `overloaded`."}
     """
     runtime: Runtime = request.app.state.runtime
     try:
         config = authenticate(request, runtime)
-        app_user_id, fetch_token = await _receipt_request(request)
+        app_user_id, fetch_token = await _receipt_request(request, runtime)
         _require_migrated(runtime)
         result = await runtime.store.register_receipt(config.webhook, app_user_id, fetch_token)
         if result.conflict:
@@ -161,6 +171,8 @@ async def register_receipt(request: Request) -> Response:
         document = await _document(runtime, config, app_user_id)
     except ApiError as exc:
         return exc.response()
+    except Overloaded:
+        return overloaded_response()
     except DatabaseUnavailable:
         return error_response(503, "database_unavailable", DATABASE_UNAVAILABLE)
     return json_response(document, 201 if result.created else 200)

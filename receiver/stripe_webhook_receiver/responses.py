@@ -32,3 +32,15 @@ def fixed_response(content: Any) -> bytes:
 DATABASE_UNAVAILABLE = (
     "The database is unavailable; the delivery was not processed and should be retried."
 )
+
+OVERLOADED = (
+    "The receiver is holding as many connections or unfinished request bodies as it allows; "
+    "the delivery was not processed and should be retried."
+)
+# Seconds a client is asked to wait before retrying an `overloaded` answer.
+RETRY_AFTER_SECONDS = 1
+
+
+def overloaded_response() -> Response:
+    """Return the 503 answer of a request refused because the receiver is at a limit."""
+    return error_response(503, "overloaded", OVERLOADED, {"Retry-After": str(RETRY_AFTER_SECONDS)})

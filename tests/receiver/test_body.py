@@ -1,4 +1,5 @@
-"""Reading a request body: the size limit counts streamed bytes, and slow bodies time out."""
+"""Reading a request body: the size limit counts streamed bytes, slow bodies time out, and
+bodies that arrive in pieces share one budget."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
-from stripe_webhook_receiver.deliveries import BodyTooLarge, read_body
+from stripe_webhook_receiver.body_budget import BodyBudget
+from stripe_webhook_receiver.deliveries import BodyTooLarge, Overloaded, read_body
 
 
 def receiver(chunks: list[bytes], *, stall: bool = False, disconnect: bool = False) -> Receive:
@@ -57,3 +59,28 @@ async def test_a_body_in_one_message_and_an_empty_body() -> None:
     assert await read_body(empty, 1000) == b""
     with pytest.raises(BodyTooLarge):
         await read_body(whole, 8)
+
+
+async def test_a_body_in_pieces_takes_from_the_budget_and_gives_it_back() -> None:
+    budget = BodyBudget(1000)
+    assert await read_body(receiver([b"a" * 400, b"b" * 400]), 2000, budget=budget) == (
+        b"a" * 400 + b"b" * 400
+    )
+    assert budget.held == 0
+    budget.take(500)  # another request's unfinished body
+    with pytest.raises(Overloaded):
+        await read_body(receiver([b"a" * 400, b"b" * 400]), 2000, budget=budget)
+    assert budget.held == 500  # what the refused body took came back
+    with pytest.raises(TimeoutError):
+        await read_body(receiver([b"c" * 100], stall=True), 2000, seconds=0.2, budget=budget)
+    assert budget.held == 500
+
+
+async def test_a_body_in_one_message_takes_nothing_from_a_full_budget() -> None:
+    async def whole() -> Message:
+        return {"type": "http.request", "body": b"x" * 300, "more_body": False}
+
+    budget = BodyBudget(100)
+    assert budget.take(100)
+    assert await read_body(whole, 1000, budget=budget) == b"x" * 300
+    assert budget.held == 100
