@@ -9,7 +9,7 @@ import importlib.util
 import logging
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 import kopf
@@ -19,12 +19,14 @@ from stripe_webhook_operator import constants as c
 from stripe_webhook_operator import handlers, kube, metrics
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.exceptions import ConfigurationError
+from stripe_webhook_operator.health import Answer, Health
 from stripe_webhook_operator.limiter import TokenBucket
 from stripe_webhook_operator.reconcile import Runtime, sweep_orphans
 from stripe_webhook_operator.settings import Settings, parse_settings
 from stripe_webhook_operator.stripe_api import StripeGateway
 
 logger = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 # The operator's own annotations change as it works; they must not count as user changes.
 OWN_ANNOTATIONS = (c.ANNOTATION_ENDPOINT_ID, c.ANNOTATION_PENDING_IDEMPOTENCY_KEY)
@@ -60,21 +62,30 @@ def peering_priority(settings: Settings) -> int:
     return random.SystemRandom().randint(1, 2**31 - 1)
 
 
-async def start_health_server(
-    settings: Settings, ready: asyncio.Event, operator_task: asyncio.Task[None]
-) -> web.AppRunner:
-    """Serve /metrics and /healthz (alive while the kopf operator runs and is ready)."""
+async def start_health_server(settings: Settings, health: Health) -> web.AppRunner:
+    """Serve /metrics and the probes: /livez (liveness), /readyz (readiness) and /healthz
+    (started and running), as health.py defines them."""
 
-    async def health(_request: web.Request) -> web.Response:
-        if ready.is_set() and not operator_task.done():
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "starting or stopped"}, status=503)
+    def handler(probe: Callable[[], Awaitable[Answer]]) -> Handler:
+        async def answer(_request: web.Request) -> web.Response:
+            verdict = await probe()
+            return web.json_response({"status": verdict.status}, status=200 if verdict.ok else 503)
+
+        return answer
+
+    async def live() -> Answer:
+        return health.live()
+
+    async def started() -> Answer:
+        return health.started_and_running()
 
     async def scrape(_request: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(), content_type="text/plain")
 
     app = web.Application()
-    app.router.add_get("/healthz", health)
+    app.router.add_get("/livez", handler(live))
+    app.router.add_get("/readyz", handler(health.ready))
+    app.router.add_get("/healthz", handler(started))
     app.router.add_get("/metrics", scrape)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -115,7 +126,8 @@ async def serve(settings: Settings) -> None:
             ready_flag=ready,
         )
     )
-    runner = await start_health_server(settings, ready, task)
+    health = Health(ready, task, kube_client.server_version)
+    runner = await start_health_server(settings, health)
     logger.info(
         "operator started",
         extra={"cluster_id": rt.cluster_id, "namespaces": list(settings.namespaces) or "all"},
