@@ -18,6 +18,7 @@ from starlette.responses import Response
 from stripe_webhook_receiver import logs
 from stripe_webhook_receiver.database import DatabaseUnavailable
 from stripe_webhook_receiver.deliveries import BodyTooLarge, Overloaded, read_body
+from stripe_webhook_receiver.events import is_text
 from stripe_webhook_receiver.responses import (
     DATABASE_UNAVAILABLE,
     error_response,
@@ -71,9 +72,17 @@ def _require_migrated(runtime: Runtime) -> None:
 
 def _text(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
-    if not isinstance(value, str) or not value or len(value) > MAX_FIELD_LENGTH:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_FIELD_LENGTH
+        or not is_text(value)
+    ):
         raise ApiError(
-            400, "invalid_request", f"`{key}` must be a non-empty string of at most 255 characters."
+            400,
+            "invalid_request",
+            f"`{key}` must be a non-empty string of at most 255 characters, without unpaired "
+            "surrogate escapes.",
         )
     return value
 

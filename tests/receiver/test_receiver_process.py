@@ -252,6 +252,11 @@ def test_receipts_require_the_apps_key_and_conflict_across_users(client: httpx.C
         response = client.post("/v1/receipts", json=bad, headers=auth())
         assert response.status_code == 400
         assert error_code(response) == "invalid_request"
+    # `\ud800` in JSON is a lone surrogate, which the database cannot store: a 400, not a 500.
+    unpaired = b'{"app_user_id": "x\\ud800", "fetch_token": "sub_surrogate"}'
+    response = client.post("/v1/receipts", content=unpaired, headers=auth())
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_request"
 
 
 def test_one_apps_key_never_reads_or_writes_another_apps_data(client: httpx.Client) -> None:
