@@ -83,6 +83,8 @@ class ReceiverProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._head_started = False
+        # Set once this protocol has answered and closed: the rest of the read is ignored.
+        self._refused = False
         self._head_timeout_body = _error(
             "request_timeout",
             f"The request line and headers did not arrive within {limits.client_timeout:g} s; "
@@ -136,7 +138,23 @@ class ReceiverProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._cancel_head_timer()
+        if self._refused:
+            return
+        # A head that arrived in one read was never counted in `data_received`: measure it.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.limits.max_header_bytes:
+            self._refused = True
+            self._answer(b"431 Request Header Fields Too Large", self._header_too_large_body)
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -187,6 +205,7 @@ class ReceiverProtocol(HttpToolsProtocol):
 
     def _answer(self, status: bytes, body: bytes, extra: list[bytes] | None = None) -> None:
         """Write one JSON error answer and close the connection."""
+        self._refused = True
         self._cancel_head_timer()
         lines = [b"HTTP/1.1 " + status]
         lines += [name + b": " + value for name, value in self.server_state.default_headers]

@@ -121,6 +121,20 @@ def test_headers_past_the_limit_get_431(receiver: ReceiverProcess) -> None:
     assert str(MAX_HEADER_BYTES).encode() in answer
 
 
+def test_headers_past_the_limit_in_one_read_get_431(receiver: ReceiverProcess) -> None:
+    body, headers = signed(subscription_event("sub_big_head"), [SECRET])
+    headers["X-Padding"] = "p" * (MAX_HEADER_BYTES + 10)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with connect(receiver) as sock:
+        sock.sendall(
+            f"POST {PATH} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        answer = answer_of(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer
+    assert code_of(answer) == "header_too_large"
+
+
 def test_headers_within_the_limit_are_served(receiver: ReceiverProcess) -> None:
     body, headers = signed(subscription_event("sub_within"), [SECRET])
     headers["X-Padding"] = "p" * (MAX_HEADER_BYTES // 2)
