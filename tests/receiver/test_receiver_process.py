@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devstack.processes import wait_until
-from stripe_webhook_receiver.signing import fingerprint
+from stripe_webhook_receiver.signing import REASONS, fingerprint
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.payloads import ACACIA, signed, subscription_event
 from tests.receiver.server import ReceiverProcess
@@ -403,14 +403,7 @@ def test_hostile_headers_and_bodies_get_a_400_never_a_500(
     headers = {} if not value else {"Stripe-Signature": value}
     response = client.post(PATH, content=body, headers=headers)
     assert response.status_code == 400
-    assert response.json()["error"]["code"] in {
-        "missing_header",
-        "malformed_header",
-        "bad_timestamp",
-        "no_v1_signature",
-        "timestamp_outside_tolerance",
-        "no_matching_signature",
-    }
+    assert response.json()["error"]["code"] in REASONS
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
