@@ -55,13 +55,14 @@ LIMIT_FLAGS: tuple[tuple[str, Callable[[str], int], int, str], ...] = (
         "max-connections",
         positive,
         settings.DEFAULT_MAX_CONNECTIONS,
-        "open connections at once; one more is answered 503 and closed (default 4096)",
+        "open connections at once; one more is answered 503 and closed (default 2048)",
     ),
     (
         "max-header-bytes",
         positive,
         settings.DEFAULT_MAX_HEADER_BYTES,
-        "bytes of a request line and headers; more is answered 431 (default 32768)",
+        "bytes of a request line and headers; more, or over 100 headers, is answered 431 "
+        "(default 16384)",
     ),
     (
         "client-timeout",

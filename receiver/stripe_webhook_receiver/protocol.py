@@ -10,7 +10,9 @@ descriptors. This protocol adds, per connection (values from `ConnectionLimits`)
 - the request line and headers must arrive within `client_timeout` seconds of connecting
   or of the previous answer: past it a connection that sent part of a request gets 408
   `request_timeout`, an idle one is closed;
-- at most `max_header_bytes` of request line and headers: past it, 431 `header_too_large`;
+- at most `max_header_bytes` of request line and headers, and at most `MAX_HEADERS` headers
+  (each parsed header costs ~150 bytes of Python objects, so many small ones would hold
+  several times their size while the head arrives): past either, 431 `header_too_large`;
 - an answer the client does not take off the wire within `client_timeout` ends the
   connection;
 - beyond `max_connections` open connections, a new one gets 503 `overloaded` and is closed
@@ -39,6 +41,9 @@ from stripe_webhook_receiver.settings import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES,
 )
+
+# Stripe sends about ten headers; proxies add a few more.
+MAX_HEADERS = 100
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,10 @@ class ReceiverProtocol(HttpToolsProtocol):
         )
         self._header_too_large_body = _error(
             "header_too_large",
-            f"The request line and headers are larger than {limits.max_header_bytes} bytes; "
-            "Stripe's are far smaller.",
+            f"The request line and headers are larger than {limits.max_header_bytes} bytes or "
+            f"hold more than {MAX_HEADERS} headers; Stripe's are far smaller.",
         )
+        self._header_count = 0
 
     # Connections ---------------------------------------------------------------------------
 
@@ -134,6 +140,16 @@ class ReceiverProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_started = True
         self._head_bytes = 0
+        self._header_count = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._header_count += 1
+        if self._header_count > MAX_HEADERS:
+            self._answer(b"431 Request Header Fields Too Large", self._header_too_large_body)
+            return
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False

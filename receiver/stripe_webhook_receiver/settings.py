@@ -12,12 +12,14 @@ DEFAULT_PORT = 8000
 DEFAULT_TOLERANCE = 300
 DEFAULT_RETENTION = 30 * 24 * 3600
 MAX_BODY_BYTES = 1024 * 1024
-# Connection limits. An idle connection costs the receiver about 5 KB, one with a request in
-# flight about 8 KB, so 4096 of them fit well within the chart's 256 MiB memory limit.
-DEFAULT_MAX_CONNECTIONS = 4096
+# Connection limits, chosen so that the worst case fits the chart's 256 MiB memory limit: an
+# idle connection costs the receiver about 5 KB, one with a request in flight about 8 KB, one
+# whose head is still arriving up to about 24 KiB (its bytes and up to 100 parsed headers), so
+# 2048 of them take at most ~48 MiB, beside the 64 MiB body budget and ~50 MiB of process.
+DEFAULT_MAX_CONNECTIONS = 2048
 # Stripe's request line and headers are well under 4 KiB (a `Stripe-Signature` carries one
-# 64-digit `v1` per live secret); 32 KiB leaves room for proxies' headers.
-DEFAULT_MAX_HEADER_BYTES = 32 * 1024
+# 64-digit `v1` per live secret); 16 KiB (Node.js's default) leaves room for proxies' headers.
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_CLIENT_TIMEOUT = 10
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5
 # Bytes of bodies still arriving that all requests together may hold (a quarter of the

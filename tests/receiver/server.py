@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 
+from devstack.memory_cap import MemoryCap
 from devstack.processes import ManagedProcess, free_port, wait_until
 
 SCRIPT = Path(sys.executable).parent / "stripe-webhook-receiver"
@@ -15,24 +16,33 @@ SCRIPT = Path(sys.executable).parent / "stripe-webhook-receiver"
 class ReceiverProcess:
     """One `stripe-webhook-receiver` process; `.url` once started."""
 
-    def __init__(self, workdir: Path, secrets_dir: Path, database_url: str, *extra: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        secrets_dir: Path,
+        database_url: str,
+        *extra: str,
+        cap: MemoryCap | None = None,
+    ) -> None:
+        """`cap`: run the process inside this memory cgroup from its first instruction."""
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        argv = [
+            str(SCRIPT),
+            "--secrets-dir",
+            str(secrets_dir),
+            "--database-url",
+            database_url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *extra,
+        ]
         self.process = ManagedProcess(
             f"receiver-{self.port}",
-            [
-                str(SCRIPT),
-                "--secrets-dir",
-                str(secrets_dir),
-                "--database-url",
-                database_url,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                *extra,
-            ],
+            argv if cap is None else cap.command(argv),
             workdir / f"receiver-{self.port}.log",
         )
 

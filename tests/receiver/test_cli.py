@@ -72,7 +72,7 @@ def test_limits_default_to_what_the_chart_memory_limit_holds(
     for name in ("MAX_CONNECTIONS", "MAX_HEADER_BYTES", "CLIENT_TIMEOUT", "MAX_PENDING_BODY_BYTES"):
         monkeypatch.delenv(f"STRIPE_WEBHOOK_RECEIVER_{name}", raising=False)
     args = build_parser().parse_args([])
-    assert (args.max_connections, args.max_header_bytes, args.client_timeout) == (4096, 32768, 10)
+    assert (args.max_connections, args.max_header_bytes, args.client_timeout) == (2048, 16384, 10)
     assert args.max_pending_body_bytes == 64 * 1024 * 1024
 
 

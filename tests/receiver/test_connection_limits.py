@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from stripe_webhook_receiver.protocol import MAX_HEADERS
 from tests.receiver.layout import project, webhook_file
 from tests.receiver.payloads import signed, subscription_event
 from tests.receiver.server import ReceiverProcess
@@ -130,6 +131,16 @@ def test_headers_past_the_limit_in_one_read_get_431(receiver: ReceiverProcess) -
             f"POST {PATH} HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
+        answer = answer_of(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer
+    assert code_of(answer) == "header_too_large"
+
+
+def test_more_than_a_hundred_headers_get_431(receiver: ReceiverProcess) -> None:
+    many = "".join(f"X-{i}: v\r\n" for i in range(MAX_HEADERS + 1))
+    assert len(many) < MAX_HEADER_BYTES  # the count, not the size, refuses them
+    with connect(receiver) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n".encode())
         answer = answer_of(sock)
     assert answer.startswith(b"HTTP/1.1 431 "), answer
     assert code_of(answer) == "header_too_large"
