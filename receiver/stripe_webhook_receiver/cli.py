@@ -49,7 +49,7 @@ def _env(flag: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + flag.upper().replace("-", "_"), default)
 
 
-# The connection limits (see protocol.py and body_budget.py): flag, parser, default, help.
+# The connection limits (protocol.py, body_budget.py): flag, parser, default, help.
 LIMIT_FLAGS: tuple[tuple[str, Callable[[str], int], int, str], ...] = (
     (
         "max-connections",
@@ -186,6 +186,7 @@ def _serve(config: settings.Settings) -> int:
         max_connections=open_files_for(config.max_connections),
         max_header_bytes=config.max_header_bytes,
         client_timeout=config.client_timeout,
+        max_pending_body_bytes=config.max_pending_body_bytes,
     )
     server = uvicorn.Server(
         uvicorn.Config(

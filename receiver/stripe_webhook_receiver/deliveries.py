@@ -17,7 +17,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stripe_webhook_receiver import logs
-from stripe_webhook_receiver.body_budget import BodyBudget
 from stripe_webhook_receiver.database import DatabaseUnavailable
 from stripe_webhook_receiver.deadlines import within
 from stripe_webhook_receiver.events import (
@@ -31,7 +30,6 @@ from stripe_webhook_receiver.responses import (
     JSON,
     error_response,
     fixed_response,
-    overloaded_response,
 )
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.secrets import WebhookConfig
@@ -61,10 +59,6 @@ class BodyTooLarge(Exception):
     """The request body grew past the limit while we read it."""
 
 
-class Overloaded(Exception):
-    """The unfinished bodies of all requests together hold as many bytes as allowed."""
-
-
 class FixedAnswer:
     """A pre-encoded answer sent many times, with the headers Starlette's `Response` gives it.
 
@@ -92,52 +86,37 @@ OUTCOME_ANSWERS = {
 RECEIPT_NOT_FOUND_ANSWER = FixedAnswer(RECEIPT_NOT_FOUND_BODY, 422)
 
 
-async def read_body(
-    receive: Receive,
-    limit: int,
-    seconds: float = BODY_TIMEOUT,
-    budget: BodyBudget | None = None,
-) -> bytes:
+async def read_body(receive: Receive, limit: int, seconds: float = BODY_TIMEOUT) -> bytes:
     """Read the body, counting the bytes as they stream in, whatever Content-Length says.
 
     Raises BodyTooLarge past `limit` bytes, TimeoutError if the whole body takes longer
-    than `seconds` (a slow client cannot hold a request open), ClientDisconnect if the
-    client goes away first, and Overloaded when a body that arrives in pieces finds no room
-    left in `budget` (see body_budget.py). Messages are read as Starlette's
-    `Request.stream()` reads them.
+    than `seconds` (a slow client cannot hold a request open) and ClientDisconnect if the
+    client goes away first. Messages are read as Starlette's `Request.stream()` reads them.
+    (What unfinished bodies hold across requests is bounded in protocol.py.)
     """
-    return await within(seconds, _read_body(receive, limit, budget))
+    return await within(seconds, _read_body(receive, limit))
 
 
-async def _read_body(receive: Receive, limit: int, budget: BodyBudget | None) -> bytes:
+async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    held = 0
-    try:
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "http.request":
-                chunk: bytes = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge
-                more = message.get("more_body", False)
-                if not chunks and not more:
-                    # The usual case: the whole body came in one message; no copy, no budget.
-                    return chunk
-                if budget is not None:
-                    if not budget.take(len(chunk)):
-                        raise Overloaded
-                    held += len(chunk)
-                chunks.append(chunk)
-                if not more:
-                    return b"".join(chunks)
-            elif kind == "http.disconnect":
-                raise ClientDisconnect
-    finally:
-        if budget is not None:
-            budget.give_back(held)
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            more = message.get("more_body", False)
+            if not chunks and not more:
+                # The usual case: the whole body came in one message; no copy.
+                return chunk
+            chunks.append(chunk)
+            if not more:
+                return b"".join(chunks)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -210,9 +189,7 @@ async def _receive(runtime: Runtime, scope: Scope, receive: Receive) -> ASGIApp:
         )
     settings = runtime.settings
     try:
-        body = await read_body(
-            receive, settings.max_body_bytes, settings.client_timeout, runtime.body_budget
-        )
+        body = await read_body(receive, settings.max_body_bytes, settings.client_timeout)
     except BodyTooLarge:
         runtime.metrics.delivery(webhook, "", "payload_too_large").inc()
         return error_response(
@@ -223,9 +200,6 @@ async def _receive(runtime: Runtime, scope: Scope, receive: Receive) -> ASGIApp:
         return error_response(
             408, "request_timeout", "The body did not arrive in time; send it again."
         )
-    except Overloaded:
-        runtime.metrics.delivery(webhook, "", "overloaded").inc()
-        return overloaded_response()
     return await _handle(runtime, config, _header(scope, b"stripe-signature"), body)
 
 

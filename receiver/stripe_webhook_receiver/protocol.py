@@ -15,6 +15,8 @@ descriptors. This protocol adds, per connection (values from `ConnectionLimits`)
   several times their size while the head arrives): past either, 431 `header_too_large`;
 - an answer the client does not take off the wire within `client_timeout` ends the
   connection;
+- the bytes of bodies still arriving, across all connections, stay within
+  `max_pending_body_bytes` (body_budget.py): past it, 503 `overloaded`;
 - beyond `max_connections` open connections, a new one gets 503 `overloaded` and is closed
   at once, before it costs a request.
 
@@ -34,12 +36,14 @@ from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from stripe_webhook_receiver.body_budget import BodyBudget
 from stripe_webhook_receiver.responses import JSON, OVERLOADED, RETRY_AFTER_SECONDS
 from stripe_webhook_receiver.responses import fixed_response as encode
 from stripe_webhook_receiver.settings import (
     DEFAULT_CLIENT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_PENDING_BODY_BYTES,
 )
 
 # Stripe sends about ten headers; proxies add a few more.
@@ -53,6 +57,7 @@ class ConnectionLimits:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     client_timeout: float = DEFAULT_CLIENT_TIMEOUT
+    max_pending_body_bytes: int = DEFAULT_MAX_PENDING_BODY_BYTES
 
 
 def _error(code: str, message: str) -> bytes:
@@ -72,11 +77,15 @@ class ReceiverProtocol(HttpToolsProtocol):
     class uvicorn is given."""
 
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+    budget: ClassVar[BodyBudget] = BodyBudget(DEFAULT_MAX_PENDING_BODY_BYTES)
 
     @classmethod
     def with_limits(cls, limits: ConnectionLimits) -> type[ReceiverProtocol]:
-        """Return a subclass bound to `limits` (uvicorn builds the protocol itself)."""
-        return cast("type[ReceiverProtocol]", type(cls.__name__, (cls,), {"limits": limits}))
+        """Return a subclass bound to `limits`, with a body budget of its own shared by all
+        its connections (uvicorn builds the protocol itself)."""
+        budget = BodyBudget(limits.max_pending_body_bytes)
+        made = type(cls.__name__, (cls,), {"limits": limits, "budget": budget})
+        return cast("type[ReceiverProtocol]", made)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,6 +99,11 @@ class ReceiverProtocol(HttpToolsProtocol):
         self._head_started = False
         # Set once this protocol has answered and closed: the rest of the read is ignored.
         self._refused = False
+        # The current request's body: bytes received, bytes taken from the budget, and
+        # whether it is still arriving (headers complete, message not).
+        self._body_bytes = 0
+        self._body_taken = 0
+        self._body_arriving = False
         self._head_timeout_body = _error(
             "request_timeout",
             f"The request line and headers did not arrive within {limits.client_timeout:g} s; "
@@ -118,16 +132,31 @@ class ReceiverProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
         self._cancel_write_timer()
+        self._give_back_body()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self.transport.is_closing():
+            return
         # Counted after parsing: a chunk that completes the headers is no longer counted, and
         # one that leaves them incomplete is all head (less the end of an earlier request).
-        if self._in_head and not self.transport.is_closing():
+        if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._answer(b"431 Request Header Fields Too Large", self._header_too_large_body)
+        elif self._body_arriving and self._body_bytes > self._body_taken:
+            # Part of a body is held until the rest comes: it must fit in the budget.
+            if not self.budget.take(self._body_bytes - self._body_taken):
+                if self.cycle is not None:
+                    self.cycle.body.clear()  # free what uvicorn holds for the app at once
+                self._answer(
+                    b"503 Service Unavailable",
+                    OVERLOADED_BODY,
+                    [b"retry-after: " + str(RETRY_AFTER_SECONDS).encode()],
+                )
+                return
+            self._body_taken = self._body_bytes
 
     def send_400_response(self, msg: str) -> None:
         # `msg` is uvicorn's fixed text ("Invalid HTTP request received."): the body says more.
@@ -137,6 +166,7 @@ class ReceiverProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._give_back_body()
         self._in_head = True
         self._head_started = True
         self._head_bytes = 0
@@ -162,15 +192,26 @@ class ReceiverProtocol(HttpToolsProtocol):
             self._refused = True
             self._answer(b"431 Request Header Fields Too Large", self._header_too_large_body)
             return
+        self._body_arriving = True
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if not self._refused:
-            super().on_body(body)
+        if self._refused:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._body_bytes += len(body)  # held for the app (once answered, uvicorn drops it)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         if not self._refused:
+            self._give_back_body()
             super().on_message_complete()
+
+    def _give_back_body(self) -> None:
+        """The current body is complete, or its request is over: release its bytes."""
+        self.budget.give_back(self._body_taken)
+        self._body_bytes = self._body_taken = 0
+        self._body_arriving = False
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

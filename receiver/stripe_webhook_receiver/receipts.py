@@ -17,14 +17,9 @@ from starlette.responses import Response
 
 from stripe_webhook_receiver import logs
 from stripe_webhook_receiver.database import DatabaseUnavailable
-from stripe_webhook_receiver.deliveries import BodyTooLarge, Overloaded, read_body
+from stripe_webhook_receiver.deliveries import BodyTooLarge, read_body
 from stripe_webhook_receiver.events import is_text
-from stripe_webhook_receiver.responses import (
-    DATABASE_UNAVAILABLE,
-    error_response,
-    json_response,
-    overloaded_response,
-)
+from stripe_webhook_receiver.responses import DATABASE_UNAVAILABLE, error_response, json_response
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.secrets import WebhookConfig
 from stripe_webhook_receiver.subscribers import subscriber_document
@@ -89,12 +84,7 @@ def _text(data: dict[str, Any], key: str) -> str:
 
 async def _receipt_request(request: Request, runtime: Runtime) -> tuple[str, str]:
     try:
-        body = await read_body(
-            request.receive,
-            MAX_RECEIPT_BODY,
-            runtime.settings.client_timeout,
-            runtime.body_budget,
-        )
+        body = await read_body(request.receive, MAX_RECEIPT_BODY, runtime.settings.client_timeout)
     except BodyTooLarge:
         raise ApiError(413, "payload_too_large", "The body must be at most 16 KiB.") from None
     except (TimeoutError, ClientDisconnect):
@@ -180,8 +170,6 @@ async def register_receipt(request: Request) -> Response:
         document = await _document(runtime, config, app_user_id)
     except ApiError as exc:
         return exc.response()
-    except Overloaded:
-        return overloaded_response()
     except DatabaseUnavailable:
         return error_response(503, "database_unavailable", DATABASE_UNAVAILABLE)
     return json_response(document, 201 if result.created else 200)

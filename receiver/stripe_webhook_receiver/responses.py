@@ -39,8 +39,3 @@ OVERLOADED = (
 )
 # Seconds a client is asked to wait before retrying an `overloaded` answer.
 RETRY_AFTER_SECONDS = 1
-
-
-def overloaded_response() -> Response:
-    """Return the 503 answer of a request refused because the receiver is at a limit."""
-    return error_response(503, "overloaded", OVERLOADED, {"Retry-After": str(RETRY_AFTER_SECONDS)})

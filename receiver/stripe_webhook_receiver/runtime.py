@@ -1,8 +1,8 @@
 """The state a running receiver holds, and the background loops that keep it current.
 
 `Runtime` lives on `app.state.runtime` from startup to shutdown: the loaded secrets, the
-store, the metrics, the budget of unfinished request bodies, and three loops (watch the
-secrets directory, migrate until the database answers, prune old records).
+store, the metrics, and three loops (watch the secrets directory, migrate until the database
+answers, prune old records).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 
 from stripe_webhook_receiver import logs
-from stripe_webhook_receiver.body_budget import BodyBudget
 from stripe_webhook_receiver.database import Database, DatabaseUnavailable, open_database
 from stripe_webhook_receiver.metrics import Metrics
 from stripe_webhook_receiver.migrations import migrate
@@ -34,7 +33,6 @@ class Runtime:
     secrets: SecretsDirectory
     database: Database
     store: Store
-    body_budget: BodyBudget
     migrated: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -43,12 +41,7 @@ class Runtime:
         """Read the secrets once and open (but not yet migrate) the database."""
         database = open_database(settings.database_url)
         runtime = cls(
-            settings,
-            metrics,
-            SecretsDirectory(settings.secrets_dir),
-            database,
-            Store(database),
-            BodyBudget(settings.max_pending_body_bytes),
+            settings, metrics, SecretsDirectory(settings.secrets_dir), database, Store(database)
         )
         runtime.refresh_secrets()
         return runtime
