@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import resource
@@ -180,14 +181,9 @@ def _serve(config: settings.Settings) -> int:
     import uvicorn
 
     from stripe_webhook_receiver.app import create_app
-    from stripe_webhook_receiver.protocol import ConnectionLimits, ReceiverProtocol
+    from stripe_webhook_receiver.protocol import ReceiverProtocol
 
-    limits = ConnectionLimits(
-        max_connections=open_files_for(config.max_connections),
-        max_header_bytes=config.max_header_bytes,
-        client_timeout=config.client_timeout,
-        max_pending_body_bytes=config.max_pending_body_bytes,
-    )
+    limits = dataclasses.replace(config, max_connections=open_files_for(config.max_connections))
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),

@@ -5,7 +5,7 @@ connection that never sends a byte, or sends its headers a byte at a time, is ke
 (its keep-alive timer only starts after an answer, and any byte stops it); headers may grow
 without end (httptools keeps the partial header in memory); a client that does not read its
 answers blocks the connection for good; and connections are limited only by file
-descriptors. This protocol adds, per connection (values from `ConnectionLimits`):
+descriptors. This protocol adds, per connection (values from the receiver's `Settings`):
 
 - the request line and headers must arrive within `client_timeout` seconds of connecting
   or of the previous answer: past it a connection that sent part of a request gets 408
@@ -31,7 +31,6 @@ test_hostile_connections.py) check these answers, so an upgrade that changes it 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -39,25 +38,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from stripe_webhook_receiver.body_budget import BodyBudget
 from stripe_webhook_receiver.responses import JSON, OVERLOADED, RETRY_AFTER_SECONDS
 from stripe_webhook_receiver.responses import fixed_response as encode
-from stripe_webhook_receiver.settings import (
-    DEFAULT_CLIENT_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_HEADER_BYTES,
-    DEFAULT_MAX_PENDING_BODY_BYTES,
-)
+from stripe_webhook_receiver.settings import DEFAULT_MAX_PENDING_BODY_BYTES, Settings
 
 # Stripe sends about ten headers; proxies add a few more.
 MAX_HEADERS = 100
-
-
-@dataclass(frozen=True)
-class ConnectionLimits:
-    """What one client may hold of the receiver before the application sees a request."""
-
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
-    client_timeout: float = DEFAULT_CLIENT_TIMEOUT
-    max_pending_body_bytes: int = DEFAULT_MAX_PENDING_BODY_BYTES
 
 
 def _error(code: str, message: str) -> bytes:
@@ -76,11 +60,11 @@ class ReceiverProtocol(HttpToolsProtocol):
     """HttpToolsProtocol with the limits in the module docstring; `with_limits` makes the
     class uvicorn is given."""
 
-    limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+    limits: ClassVar[Settings] = Settings()
     budget: ClassVar[BodyBudget] = BodyBudget(DEFAULT_MAX_PENDING_BODY_BYTES)
 
     @classmethod
-    def with_limits(cls, limits: ConnectionLimits) -> type[ReceiverProtocol]:
+    def with_limits(cls, limits: Settings) -> type[ReceiverProtocol]:
         """Return a subclass bound to `limits`, with a body budget of its own shared by all
         its connections (uvicorn builds the protocol itself)."""
         budget = BodyBudget(limits.max_pending_body_bytes)
