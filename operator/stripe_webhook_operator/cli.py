@@ -34,7 +34,8 @@ OWN_ANNOTATIONS = (c.ANNOTATION_ENDPOINT_ID, c.ANNOTATION_PENDING_IDEMPOTENCY_KE
 
 def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     """Return kopf's settings: our finalizer and annotation prefix, watch timeouts short
-    enough that a silently dead watch stream is replaced, Events from our component."""
+    enough that a silently dead watch stream is replaced, Events from our component, and no
+    cluster scanning when restricted to namespaces."""
     ops = kopf.OperatorSettings()
     ops.persistence.finalizer = c.FINALIZER
     ops.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.KOPF_STORAGE_PREFIX)
@@ -50,6 +51,10 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     ops.posting.reporting_component = c.LABEL_MANAGED_BY_VALUE
     ops.peering.mandatory = settings.peering is not None
     ops.peering.clusterwide = settings.clusterwide
+    # Restricted to named namespaces, kopf would list every namespace of the cluster (to match
+    # patterns) and watch CRDs; without scanning it serves exactly those namespaces and needs
+    # no cluster-wide grant at all (a new CRD version is then noticed on restart).
+    ops.scanning.disabled = not settings.clusterwide
     ops.peering.lifetime = int(settings.peering_lifetime)
     return ops
 
