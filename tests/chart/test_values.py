@@ -87,6 +87,7 @@ def test_dashboards_without_the_file_fail_with_a_sentence(tmp_path: Path) -> Non
         ("receiver.database.sqlite.persistence.sise=2Gi", "sise"),
         ("receiver.ingress.tls=true", "tls"),
         ("networkPolicy.egress=true", "egress"),
+        ("receiver.http.maxConnection=3", "maxConnection"),
     ],
 )
 def test_schema_refuses_unknown_keys(assignment: str, key: str) -> None:
@@ -104,6 +105,10 @@ def test_schema_refuses_unknown_keys(assignment: str, key: str) -> None:
         "crds.keep=maybe",
         "operator.podSecurityContext.seccompProfile.type=Unconfined2",
         "publicBaseUrl=hooks.example.com",
+        "watchNamespaces[0]=Billing_Team",
+        "receiver.http.clientTimeout=ten",
+        "receiver.http.maxConnections=0",
+        "receiver.podDisruptionBudget.enabled=maybe",
     ],
 )
 def test_schema_refuses_wrong_types_and_values(assignment: str) -> None:
