@@ -35,7 +35,7 @@ from tests.reliability.ledger import TIMEOUT, Ledger, trials
 pytestmark = pytest.mark.integration
 
 CONNECTIONS = trials(100, 1000)
-SECONDS = trials(12, 30)
+SECONDS = trials(6, 30)
 WEBHOOK = "billing/app"
 PATH = "/webhooks/billing/app"
 SECRET = "whsec_hostile_connections"
