@@ -56,30 +56,52 @@ INVALID_REQUEST_BODY = _error(
 OVERLOADED_BODY = _error("overloaded", OVERLOADED)
 
 
+def _limit_answers(limits: Settings) -> tuple[bytes, bytes]:
+    """The bodies of the 408 (head too slow) and 431 (head too large) answers."""
+    head_timeout = _error(
+        "request_timeout",
+        f"The request line and headers did not arrive within {limits.client_timeout:g} s; "
+        "send the whole request at once.",
+    )
+    header_too_large = _error(
+        "header_too_large",
+        f"The request line and headers are larger than {limits.max_header_bytes} bytes or "
+        f"hold more than {MAX_HEADERS} headers; Stripe's are far smaller.",
+    )
+    return head_timeout, header_too_large
+
+
 class ReceiverProtocol(HttpToolsProtocol):
     """HttpToolsProtocol with the limits in the module docstring; `with_limits` makes the
     class uvicorn is given."""
 
     limits: ClassVar[Settings] = Settings()
     budget: ClassVar[BodyBudget] = BodyBudget(DEFAULT_MAX_PENDING_BODY_BYTES)
+    head_timeout_body, header_too_large_body = _limit_answers(Settings())
 
     @classmethod
     def with_limits(cls, limits: Settings) -> type[ReceiverProtocol]:
         """Return a subclass bound to `limits`, with a body budget of its own shared by all
-        its connections (uvicorn builds the protocol itself)."""
-        budget = BodyBudget(limits.max_pending_body_bytes)
-        made = type(cls.__name__, (cls,), {"limits": limits, "budget": budget})
-        return cast("type[ReceiverProtocol]", made)
+        its connections and its answers encoded once (uvicorn builds the protocol itself)."""
+        head_timeout, header_too_large = _limit_answers(limits)
+        attributes = {
+            "limits": limits,
+            "budget": BodyBudget(limits.max_pending_body_bytes),
+            "head_timeout_body": head_timeout,
+            "header_too_large_body": header_too_large,
+        }
+        return cast("type[ReceiverProtocol]", type(cls.__name__, (cls,), attributes))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        limits = self.limits
         self._head_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
-        # Bytes received since the current request's line began, while its headers are
-        # incomplete (False between requests and once the headers are complete).
+        # Whether a request's line and headers are arriving (False between requests and once
+        # the headers are complete), the bytes and headers received of them so far, and
+        # whether any arrived since the head timer was armed.
         self._in_head = False
         self._head_bytes = 0
+        self._header_count = 0
         self._head_started = False
         # Set once this protocol has answered and closed: the rest of the read is ignored.
         self._refused = False
@@ -88,28 +110,13 @@ class ReceiverProtocol(HttpToolsProtocol):
         self._body_bytes = 0
         self._body_taken = 0
         self._body_arriving = False
-        self._head_timeout_body = _error(
-            "request_timeout",
-            f"The request line and headers did not arrive within {limits.client_timeout:g} s; "
-            "send the whole request at once.",
-        )
-        self._header_too_large_body = _error(
-            "header_too_large",
-            f"The request line and headers are larger than {limits.max_header_bytes} bytes or "
-            f"hold more than {MAX_HEADERS} headers; Stripe's are far smaller.",
-        )
-        self._header_count = 0
 
     # Connections ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self._answer(
-                b"503 Service Unavailable",
-                OVERLOADED_BODY,
-                [b"retry-after: " + str(RETRY_AFTER_SECONDS).encode()],
-            )
+            self._overloaded()
             return
         self._arm_head_timer()
 
@@ -128,17 +135,13 @@ class ReceiverProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
-                self._answer(b"431 Request Header Fields Too Large", self._header_too_large_body)
+                self._answer(b"431 Request Header Fields Too Large", self.header_too_large_body)
         elif self._body_arriving and self._body_bytes > self._body_taken:
             # Part of a body is held until the rest comes: it must fit in the budget.
             if not self.budget.take(self._body_bytes - self._body_taken):
                 if self.cycle is not None:
                     self.cycle.body.clear()  # free what uvicorn holds for the app at once
-                self._answer(
-                    b"503 Service Unavailable",
-                    OVERLOADED_BODY,
-                    [b"retry-after: " + str(RETRY_AFTER_SECONDS).encode()],
-                )
+                self._overloaded()
                 return
             self._body_taken = self._body_bytes
 
@@ -161,7 +164,7 @@ class ReceiverProtocol(HttpToolsProtocol):
             return
         self._header_count += 1
         if self._header_count > MAX_HEADERS:
-            self._answer(b"431 Request Header Fields Too Large", self._header_too_large_body)
+            self._answer(b"431 Request Header Fields Too Large", self.header_too_large_body)
             return
         super().on_header(name, value)
 
@@ -174,7 +177,7 @@ class ReceiverProtocol(HttpToolsProtocol):
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.limits.max_header_bytes:
             self._refused = True
-            self._answer(b"431 Request Header Fields Too Large", self._header_too_large_body)
+            self._answer(b"431 Request Header Fields Too Large", self.header_too_large_body)
             return
         self._body_arriving = True
         super().on_headers_complete()
@@ -236,13 +239,17 @@ class ReceiverProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._head_started:
-            self._answer(b"408 Request Timeout", self._head_timeout_body)
+            self._answer(b"408 Request Timeout", self.head_timeout_body)
         else:
             self.transport.close()
 
     def _abort(self) -> None:
         self._write_timer = None
         self.transport.abort()
+
+    def _overloaded(self) -> None:
+        retry = b"retry-after: " + str(RETRY_AFTER_SECONDS).encode()
+        self._answer(b"503 Service Unavailable", OVERLOADED_BODY, [retry])
 
     def _answer(self, status: bytes, body: bytes, extra: list[bytes] | None = None) -> None:
         """Write one JSON error answer and close the connection."""
