@@ -9,7 +9,7 @@ import importlib.util
 import logging
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 import kopf
@@ -20,6 +20,7 @@ from stripe_webhook_operator import handlers, kube, metrics
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.deletion import sweep_orphans
 from stripe_webhook_operator.exceptions import ConfigurationError
+from stripe_webhook_operator.health import Answer, Health
 from stripe_webhook_operator.limiter import TokenBucket
 from stripe_webhook_operator.runtime import Runtime
 from stripe_webhook_operator.settings import Settings, parse_settings
@@ -27,6 +28,7 @@ from stripe_webhook_operator.stripe_api import StripeGateway
 from stripe_webhook_operator.times import utc_now
 
 logger = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 # The operator's own annotations change as it works; they must not count as user changes.
 OWN_ANNOTATIONS = (c.ANNOTATION_ENDPOINT_ID, c.ANNOTATION_PENDING_IDEMPOTENCY_KEY)
@@ -34,7 +36,8 @@ OWN_ANNOTATIONS = (c.ANNOTATION_ENDPOINT_ID, c.ANNOTATION_PENDING_IDEMPOTENCY_KE
 
 def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     """Return kopf's settings: our finalizer and annotation prefix, watch timeouts short
-    enough that a silently dead watch stream is replaced, Events from our component."""
+    enough that a silently dead watch stream is replaced, Events from our component, and no
+    cluster scanning when restricted to namespaces."""
     ops = kopf.OperatorSettings()
     ops.persistence.finalizer = c.FINALIZER
     ops.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.KOPF_STORAGE_PREFIX)
@@ -50,6 +53,10 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     ops.posting.reporting_component = c.LABEL_MANAGED_BY_VALUE
     ops.peering.mandatory = settings.peering is not None
     ops.peering.clusterwide = settings.clusterwide
+    # Restricted to named namespaces, kopf would list every namespace of the cluster (to match
+    # patterns) and watch CRDs; without scanning it serves exactly those namespaces and needs
+    # no cluster-wide grant at all (a new CRD version is then noticed on restart).
+    ops.scanning.disabled = not settings.clusterwide
     ops.peering.lifetime = int(settings.peering_lifetime)
     return ops
 
@@ -62,21 +69,30 @@ def peering_priority(settings: Settings) -> int:
     return random.SystemRandom().randint(1, 2**31 - 1)
 
 
-async def start_health_server(
-    settings: Settings, ready: asyncio.Event, operator_task: asyncio.Task[None]
-) -> web.AppRunner:
-    """Serve /metrics and /healthz (alive while the kopf operator runs and is ready)."""
+async def start_health_server(settings: Settings, health: Health) -> web.AppRunner:
+    """Serve /metrics and the probes: /livez (liveness), /readyz (readiness) and /healthz
+    (started and running), as health.py defines them."""
 
-    async def health(_request: web.Request) -> web.Response:
-        if ready.is_set() and not operator_task.done():
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "starting or stopped"}, status=503)
+    def handler(probe: Callable[[], Awaitable[Answer]]) -> Handler:
+        async def answer(_request: web.Request) -> web.Response:
+            verdict = await probe()
+            return web.json_response({"status": verdict.status}, status=200 if verdict.ok else 503)
+
+        return answer
+
+    async def live() -> Answer:
+        return health.live()
+
+    async def started() -> Answer:
+        return health.started_and_running()
 
     async def scrape(_request: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(), content_type="text/plain")
 
     app = web.Application()
-    app.router.add_get("/healthz", health)
+    app.router.add_get("/livez", handler(live))
+    app.router.add_get("/readyz", handler(health.ready))
+    app.router.add_get("/healthz", handler(started))
     app.router.add_get("/metrics", scrape)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -118,7 +134,8 @@ async def serve(settings: Settings) -> None:
         )
     )
     metrics.record_start(utc_now().timestamp(), settings.drift_interval)
-    runner = await start_health_server(settings, ready, task)
+    health = Health(ready, task, kube_client.server_version)
+    runner = await start_health_server(settings, health)
     logger.info(
         "operator started",
         extra={"cluster_id": rt.cluster_id, "namespaces": list(settings.namespaces) or "all"},

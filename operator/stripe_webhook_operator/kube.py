@@ -399,6 +399,11 @@ class Kube:
             missing_ok=True,
         )
 
+    async def server_version(self) -> dict[str, Any]:
+        """Return the API server's version (any authenticated identity may read it): the
+        cheapest proof that the API server answers."""
+        return await self._request("GET", "/version") or {}
+
     async def namespace_uid(self, namespace: str) -> str | None:
         """Return the uid of a namespace (the default cluster id is kube-system's)."""
         result = await self._request("GET", f"/api/v1/namespaces/{namespace}", missing_ok=True)

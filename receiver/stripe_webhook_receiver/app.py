@@ -18,7 +18,7 @@ from stripe_webhook_receiver import __version__, logs
 from stripe_webhook_receiver.deliveries import receive_webhook
 from stripe_webhook_receiver.metrics import Metrics
 from stripe_webhook_receiver.receipts import get_subscriber, register_receipt
-from stripe_webhook_receiver.responses import error_response, json_response
+from stripe_webhook_receiver.responses import JSON, error_response, fixed_response, json_response
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.settings import Settings
 
@@ -115,7 +115,13 @@ async def openapi(request: Request) -> Response:
     responses:
       "200": {description: The OpenAPI 3 document.}
     """
-    return json_response(schemas.get_schema(routes=request.app.routes))
+    # Generating it parses every route's docstring (~30 ms): once per app, not per request,
+    # or a client asking for it in a loop would keep a core busy.
+    body: bytes | None = getattr(request.app.state, "openapi", None)
+    if body is None:
+        body = fixed_response(schemas.get_schema(routes=request.app.routes))
+        request.app.state.openapi = body
+    return Response(body, media_type=JSON)
 
 
 routes = [

@@ -8,9 +8,11 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
 from stripe_webhook_receiver.deadlines import within
+from stripe_webhook_receiver.settings import DEFAULT_CLIENT_TIMEOUT
 
-# Seconds a client may take to send its whole body before we give up on it.
-BODY_TIMEOUT = 10.0
+# Seconds a client may take to send its whole body before we give up on it (the receiver
+# passes its `--client-timeout`).
+BODY_TIMEOUT = float(DEFAULT_CLIENT_TIMEOUT)
 
 
 class BodyTooLarge(Exception):
@@ -23,6 +25,7 @@ async def read_body(receive: Receive, limit: int, seconds: float = BODY_TIMEOUT)
     Raises BodyTooLarge past `limit` bytes, TimeoutError if the whole body takes longer
     than `seconds` (a slow client cannot hold a request open) and ClientDisconnect if the
     client goes away first. Messages are read as Starlette's `Request.stream()` reads them.
+    (What unfinished bodies hold across requests is bounded in protocol.py.)
     """
     return await within(seconds, _read_body(receive, limit))
 

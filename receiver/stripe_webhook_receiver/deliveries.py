@@ -98,7 +98,10 @@ class WebhookEndpoint:
           "413": {description: The body is larger than 1 MiB.}
           "422":
             description: "`receipt_not_found`: no receipt registered for the subscription yet."
-          "503": {description: The database is unavailable.}
+          "503":
+            description: >-
+              `database_unavailable`: the database is unavailable; `overloaded`: the
+              receiver holds as many unfinished bodies or connections as it allows.
         """
         answer = await _receive(scope["app"].state.runtime, scope, receive)
         await answer(scope, receive, send)
@@ -118,8 +121,9 @@ async def _receive(runtime: Runtime, scope: Scope, receive: Receive) -> ASGIApp:
             "webhook_not_found",
             "No webhook of this namespace and name is loaded; check the endpoint URL.",
         )
+    settings = runtime.settings
     try:
-        body = await read_body(receive, runtime.settings.max_body_bytes)
+        body = await read_body(receive, settings.max_body_bytes, settings.client_timeout)
     except BodyTooLarge:
         runtime.metrics.delivery(webhook, "", "payload_too_large").inc()
         return error_response(

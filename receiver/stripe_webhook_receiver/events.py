@@ -109,12 +109,25 @@ class SubscriptionEvent:
         )
 
 
+def is_text(value: str) -> bool:
+    """Return whether `value` can be stored: JSON's `\\ud800` escapes decode to lone
+    surrogates, which no database encoding accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _string(obj: dict[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
     value = obj.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
-        raise EventError(f"`{where}{key}` must be a non-empty string of at most 255 characters.")
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH or not is_text(value):
+        raise EventError(
+            f"`{where}{key}` must be a non-empty string of at most 255 characters, "
+            "without unpaired surrogate escapes."
+        )
     return value
 
 
@@ -161,7 +174,9 @@ def _price_and_product(item: dict[str, Any]) -> tuple[str | None, str | None]:
     product = price.get("product")
     if isinstance(product, dict):
         product = product.get("id")
-    if product is not None and (not isinstance(product, str) or len(product) > MAX_ID_LENGTH):
+    if product is not None and (
+        not isinstance(product, str) or len(product) > MAX_ID_LENGTH or not is_text(product)
+    ):
         raise EventError("`items.data[0].price.product` must be a product id or object.")
     return price_id, product
 
@@ -182,7 +197,9 @@ def parse_subscription(envelope: EventEnvelope) -> SubscriptionEvent:
     customer = sub.get("customer")
     if isinstance(customer, dict):
         customer = customer.get("id")
-    if customer is not None and not isinstance(customer, str):
+    if customer is not None and (
+        not isinstance(customer, str) or len(customer) > MAX_ID_LENGTH or not is_text(customer)
+    ):
         raise EventError("`data.object.customer` must be a customer id or object.")
     cancel_at_period_end = sub.get("cancel_at_period_end", False)
     if not isinstance(cancel_at_period_end, bool):

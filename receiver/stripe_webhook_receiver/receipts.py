@@ -18,6 +18,7 @@ from starlette.responses import Response
 from stripe_webhook_receiver import logs
 from stripe_webhook_receiver.bodies import BodyTooLarge, read_body
 from stripe_webhook_receiver.database import DatabaseUnavailable
+from stripe_webhook_receiver.events import is_text
 from stripe_webhook_receiver.responses import DATABASE_UNAVAILABLE, error_response, json_response
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.secrets import WebhookConfig
@@ -66,16 +67,24 @@ def _require_migrated(runtime: Runtime) -> None:
 
 def _text(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
-    if not isinstance(value, str) or not value or len(value) > MAX_FIELD_LENGTH:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_FIELD_LENGTH
+        or not is_text(value)
+    ):
         raise ApiError(
-            400, "invalid_request", f"`{key}` must be a non-empty string of at most 255 characters."
+            400,
+            "invalid_request",
+            f"`{key}` must be a non-empty string of at most 255 characters, without unpaired "
+            "surrogate escapes.",
         )
     return value
 
 
-async def _receipt_request(request: Request) -> tuple[str, str]:
+async def _receipt_request(request: Request, runtime: Runtime) -> tuple[str, str]:
     try:
-        body = await read_body(request.receive, MAX_RECEIPT_BODY)
+        body = await read_body(request.receive, MAX_RECEIPT_BODY, runtime.settings.client_timeout)
     except BodyTooLarge:
         raise ApiError(413, "payload_too_large", "The body must be at most 16 KiB.") from None
     except (TimeoutError, ClientDisconnect):
@@ -126,12 +135,12 @@ async def register_receipt(request: Request) -> Response:
       "409":
         description: "`fetch_token_in_use`: the subscription belongs to another user of the app."
       "413": {description: The body is larger than 16 KiB.}
-      "503": {description: The database is unavailable.}
+      "503": {description: "The database is unavailable, or the receiver is `overloaded`."}
     """
     runtime: Runtime = request.app.state.runtime
     try:
         config = authenticate(request, runtime)
-        app_user_id, fetch_token = await _receipt_request(request)
+        app_user_id, fetch_token = await _receipt_request(request, runtime)
         _require_migrated(runtime)
         result = await runtime.store.register_receipt(config.webhook, app_user_id, fetch_token)
         if result.conflict:

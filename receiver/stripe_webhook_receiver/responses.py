@@ -53,3 +53,11 @@ class FixedAnswer:
             {"type": "http.response.start", "status": self.status_code, "headers": [*self.headers]}
         )
         await send({"type": "http.response.body", "body": self.body})
+
+
+OVERLOADED = (
+    "The receiver is holding as many connections or unfinished request bodies as it allows; "
+    "the delivery was not processed and should be retried."
+)
+# Seconds a client is asked to wait before retrying an `overloaded` answer.
+RETRY_AFTER_SECONDS = 1

@@ -18,6 +18,17 @@ SCHEME = "v1"
 MAX_HEADER_LENGTH = 8192
 MAX_SIGNATURES = 32
 MAX_TIMESTAMP_DIGITS = 12
+# Every `SignatureError.reason`, each a code of the 400 answer (docs/receiver-api.md).
+REASONS = frozenset(
+    {
+        "missing_header",
+        "malformed_header",
+        "bad_timestamp",
+        "no_v1_signature",
+        "timestamp_outside_tolerance",
+        "no_matching_signature",
+    }
+)
 
 
 class SecretText:

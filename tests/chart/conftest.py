@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -19,11 +20,19 @@ VALUES = "ha"
 PUBLIC_BASE_URL = "http://127.0.0.1:9"
 
 
-@pytest.fixture(scope="module")
-def release(kube_cluster: Cluster, kubectl: Kubectl, stripe_emulator: Any) -> Iterator[Release]:
+@contextlib.contextmanager
+def installed(
+    kube_cluster: Cluster, kubectl: Kubectl, stripe_emulator: Any, sets: Sequence[str] = ()
+) -> Iterator[Release]:
+    """`helm install` the chart (the HA values and `sets`) into a new namespace; uninstall it
+    and delete the namespace afterwards."""
     namespace = f"chart-{secrets.token_hex(3)}"
     kubectl("create", "namespace", namespace)
-    sets = [f"stripe.apiBase={stripe_emulator.base_url}", f"publicBaseUrl={PUBLIC_BASE_URL}"]
+    sets = [
+        f"stripe.apiBase={stripe_emulator.base_url}",
+        f"publicBaseUrl={PUBLIC_BASE_URL}",
+        *sets,
+    ]
     kubeconfig = kube_cluster.kubeconfig
     install = ["install", RELEASE, str(CHART_DIR), "--namespace", namespace, "--timeout", "2m"]
     manifest = helm(
@@ -37,3 +46,9 @@ def release(kube_cluster: Cluster, kubectl: Kubectl, stripe_emulator: Any) -> It
     finally:
         helm("uninstall", RELEASE, "--namespace", namespace, check=False, kubeconfig=kubeconfig)
         kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture(scope="module")
+def release(kube_cluster: Cluster, kubectl: Kubectl, stripe_emulator: Any) -> Iterator[Release]:
+    with installed(kube_cluster, kubectl, stripe_emulator) as installation:
+        yield installation

@@ -9,10 +9,12 @@ receiver Service's in-cluster DNS name and EndpointSlice addresses, which cannot
 loopback process (the API server refuses loopback addresses in EndpointSlices); the
 EndpointSlice permission is checked by `kubectl auth can-i` in test_install.py instead.
 
-The journey runs once (a module fixture); a second test reads the API server's audit log and
-checks that every grant of the chart's roles was used in it (a ClusterRole's outside the
-release's namespace) and that nothing was refused: a grant the operator never exercises is a
-grant too many."""
+The journey runs once per RBAC mode (a module fixture per mode): cluster-wide, and namespace
+mode with `watchNamespaces` set to the journey's namespace, created before the install. A second
+test reads the API server's audit log and checks that every grant of the chart's roles was used
+in it (a ClusterRole's outside the release's namespace) and that nothing was refused: a grant
+the operator never exercises is a grant too many. In namespace mode no ClusterRole may grant
+Secrets at all."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from devstack.project.objects import (
 )
 from stripe_webhook_operator import constants as c
 from tests.chart.cluster import Release
+from tests.chart.conftest import installed
 from tests.chart.grants import Grant, granted, requests, service_account_user, uses
 from tests.chart.rendering import RELEASE, Manifest
 
@@ -110,17 +113,39 @@ def _until(operator: ManagedProcess, what: str, check: Any, timeout: float = 30.
     raise AssertionError(f"{what}: not within {timeout:.0f} s; log:\n{operator.log_tail(40)}")
 
 
-def _peers(kubectl: Kubectl) -> dict[str, Any]:
-    peering = get_json(kubectl, f"clusterkopfpeerings.kopf.dev/{PEERING}")
-    return dict(peering.get("status") or {})
+CLUSTER_WIDE, NAMESPACED = "cluster-wide", "namespaced"
+
+
+@pytest.fixture(scope="module", params=[CLUSTER_WIDE, NAMESPACED])
+def mode(request: pytest.FixtureRequest) -> str:
+    """The chart's RBAC mode: cluster-wide, or namespace mode (`watchNamespaces`)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def journey_namespace(kubectl: Kubectl) -> Iterator[str]:
+def journey_namespace(kubectl: Kubectl, mode: str) -> Iterator[str]:
     """A namespace for the journey's StripeWebhook, deleted (without waiting) afterwards."""
     name = f"t-operator-rbac-{secrets.token_hex(3)}"
     with kubectl.temporary_namespace(name):
         yield name
+
+
+@pytest.fixture(scope="module")
+def release(
+    kube_cluster: Cluster, kubectl: Kubectl, stripe_emulator: Any, mode: str, journey_namespace: str
+) -> Iterator[Release]:
+    """The chart installed in `mode`; in namespace mode watching the journey's namespace."""
+    sets = [f"watchNamespaces[0]={journey_namespace}"] if mode == NAMESPACED else []
+    with installed(kube_cluster, kubectl, stripe_emulator, sets) as installation:
+        yield installation
+
+
+def _peers(kubectl: Kubectl, mode: str, namespace: str) -> dict[str, Any]:
+    if mode == NAMESPACED:
+        peering = get_json(kubectl, f"kopfpeerings.kopf.dev/{PEERING}", "-n", namespace)
+    else:
+        peering = get_json(kubectl, f"clusterkopfpeerings.kopf.dev/{PEERING}")
+    return dict(peering.get("status") or {})
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,7 @@ def journey(
     journey_namespace: str,
     stripe_emulator: Any,
     operator: ManagedProcess,
+    mode: str,
 ) -> Journey:
     """Join the peering, then create, update, rotate and delete a StripeWebhook, asserting each
     step."""
@@ -144,8 +170,14 @@ def journey(
     client = stripe_emulator.client(api_key)
     kubectl("apply", "-f", "-", input=api_key_secret(journey_namespace, api_key))
 
-    # Peering: the replica announces itself in the chart's ClusterKopfPeering.
-    _until(operator, "joining the peering", lambda: POD_NAME in _peers(kubectl), timeout=60)
+    # Peering: the replica announces itself in the chart's ClusterKopfPeering (in namespace mode,
+    # the KopfPeering of the journey's namespace).
+    _until(
+        operator,
+        "joining the peering",
+        lambda: POD_NAME in _peers(kubectl, mode, journey_namespace),
+        timeout=60,
+    )
 
     # Create.
     kubectl(
@@ -269,3 +301,17 @@ def test_every_grant_is_used_by_the_journey_and_nothing_is_refused(
     # The allowance names only grants the chart still makes.
     stale = NOT_REQUESTED - {(g.verb, g.group, g.resource) for g in grants}
     assert not stale, f"NOT_REQUESTED lists grants the chart no longer makes: {sorted(stale)}"
+
+
+def test_secret_grants_are_what_the_mode_promises(
+    journey: Journey, release: Release, mode: str, journey_namespace: str
+) -> None:
+    grants = granted(release.manifests, release.namespace, ACCOUNT)
+    secrets_by = {g.namespace for g in grants if g.resource == "secrets"}
+    if mode == CLUSTER_WIDE:
+        # The documented trade-off of the default mode: every Secret of the cluster.
+        assert None in secrets_by
+        return
+    assert secrets_by == {journey_namespace, release.namespace}
+    cluster_wide = sorted(str(g) for g in grants if g.namespace is None)
+    assert cluster_wide == ["get namespaces.core named kube-system (ClusterRole)"]

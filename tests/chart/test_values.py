@@ -99,6 +99,7 @@ def test_prometheus_rule_without_the_file_fails_with_a_sentence(tmp_path: Path) 
         ("receiver.ingress.tls=true", "tls"),
         ("networkPolicy.egress=true", "egress"),
         ("prometheusRule.groups=x", "groups"),
+        ("receiver.http.maxConnection=3", "maxConnection"),
     ],
 )
 def test_schema_refuses_unknown_keys(assignment: str, key: str) -> None:
@@ -116,6 +117,10 @@ def test_schema_refuses_unknown_keys(assignment: str, key: str) -> None:
         "crds.keep=maybe",
         "operator.podSecurityContext.seccompProfile.type=Unconfined2",
         "publicBaseUrl=hooks.example.com",
+        "watchNamespaces[0]=Billing_Team",
+        "receiver.http.clientTimeout=ten",
+        "receiver.http.maxConnections=0",
+        "receiver.podDisruptionBudget.enabled=maybe",
     ],
 )
 def test_schema_refuses_wrong_types_and_values(assignment: str) -> None:

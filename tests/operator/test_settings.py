@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from stripe_webhook_operator import conditions as cond
+from stripe_webhook_operator.cli import kopf_settings
 from stripe_webhook_operator.exceptions import ConfigurationError
 from stripe_webhook_operator.limiter import TokenBucket
 from stripe_webhook_operator.settings import parse_settings
@@ -51,6 +52,17 @@ def test_namespaces_accept_commas_and_repeats() -> None:
 def test_bad_flags_say_what_to_write(argv: list[str], fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment):
         parse_settings(argv, {})
+
+
+def test_kopf_scans_the_cluster_only_in_cluster_wide_mode() -> None:
+    # Restricted to named namespaces, kopf must not list namespaces or watch CRDs: the
+    # namespace-scoped install grants neither (tests/chart/test_operator_rbac.py).
+    namespaced = kopf_settings(parse_settings(["--namespace=billing,shop"], {}))
+    assert namespaced.scanning.disabled is True
+    assert namespaced.peering.clusterwide is False
+    clusterwide = kopf_settings(parse_settings([], {}))
+    assert clusterwide.scanning.disabled is False
+    assert clusterwide.peering.clusterwide is True
 
 
 def test_durations() -> None:

@@ -1,4 +1,5 @@
-"""Reading a request body: the size limit counts streamed bytes, and slow bodies time out."""
+"""Reading a request body: the size limit counts streamed bytes, slow bodies time out; and the
+budget that bodies arriving in pieces share (protocol.py applies it per read)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
 from stripe_webhook_receiver.bodies import BodyTooLarge, read_body
+from stripe_webhook_receiver.body_budget import BodyBudget
 
 
 def receiver(chunks: list[bytes], *, stall: bool = False, disconnect: bool = False) -> Receive:
@@ -57,3 +59,14 @@ async def test_a_body_in_one_message_and_an_empty_body() -> None:
     assert await read_body(empty, 1000) == b""
     with pytest.raises(BodyTooLarge):
         await read_body(whole, 8)
+
+
+def test_the_budget_refuses_what_does_not_fit_and_takes_back_what_is_given() -> None:
+    budget = BodyBudget(1000)
+    assert budget.take(600)
+    assert not budget.take(401)
+    assert budget.held == 600  # a refusal takes nothing
+    assert budget.take(400)
+    budget.give_back(600)
+    assert budget.take(600)
+    assert budget.held == 1000

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import resource
 from pathlib import Path
 
 import pytest
 
-from stripe_webhook_receiver.cli import build_parser, duration
+from stripe_webhook_receiver.cli import (
+    RESERVED_FILES,
+    build_parser,
+    duration,
+    open_files_for,
+    positive,
+)
 
 
 def test_every_flag_has_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,6 +25,11 @@ def test_every_flag_has_an_environment_variable(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("STRIPE_WEBHOOK_RECEIVER_TOLERANCE", "2m")
     monkeypatch.setenv("STRIPE_WEBHOOK_RECEIVER_RETENTION", "7d")
     monkeypatch.setenv("STRIPE_WEBHOOK_RECEIVER_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("STRIPE_WEBHOOK_RECEIVER_MAX_CONNECTIONS", "100")
+    monkeypatch.setenv("STRIPE_WEBHOOK_RECEIVER_MAX_HEADER_BYTES", "4096")
+    monkeypatch.setenv("STRIPE_WEBHOOK_RECEIVER_CLIENT_TIMEOUT", "3s")
+    monkeypatch.setenv("STRIPE_WEBHOOK_RECEIVER_KEEP_ALIVE_TIMEOUT", "2")
+    monkeypatch.setenv("STRIPE_WEBHOOK_RECEIVER_MAX_PENDING_BODY_BYTES", "1000000")
     args = build_parser().parse_args([])
     assert args.command == "serve"
     assert args.secrets_dir == Path("/mnt/hooks")
@@ -25,6 +37,9 @@ def test_every_flag_has_an_environment_variable(monkeypatch: pytest.MonkeyPatch)
     assert (args.host, args.port) == ("127.0.0.1", 9000)
     assert (args.tolerance, args.retention) == (120, 7 * 86400)
     assert args.log_level == "debug"
+    assert (args.max_connections, args.max_header_bytes) == (100, 4096)
+    assert (args.client_timeout, args.keep_alive_timeout) == (3, 2)
+    assert args.max_pending_body_bytes == 1_000_000
     flags = build_parser().parse_args(["migrate", "--port", "9001", "--tolerance", "30"])
     assert (flags.command, flags.port, flags.tolerance) == ("migrate", 9001, 30)
 
@@ -49,3 +64,30 @@ def test_durations_accept_units_and_refuse_the_rest() -> None:
     for bad in ("", "5 minutes", "-1", "1.5h"):
         with pytest.raises(argparse.ArgumentTypeError):
             duration(bad)
+
+
+def test_limits_default_to_what_the_chart_memory_limit_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("MAX_CONNECTIONS", "MAX_HEADER_BYTES", "CLIENT_TIMEOUT", "MAX_PENDING_BODY_BYTES"):
+        monkeypatch.delenv(f"STRIPE_WEBHOOK_RECEIVER_{name}", raising=False)
+    args = build_parser().parse_args([])
+    assert (args.max_connections, args.max_header_bytes, args.client_timeout) == (2048, 16384, 10)
+    assert args.max_pending_body_bytes == 64 * 1024 * 1024
+
+
+def test_counts_must_be_whole_numbers_of_at_least_one() -> None:
+    assert positive("12") == 12
+    for bad in ("0", "-3", "1.5", "many", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="write digits only"):
+            positive(bad)
+
+
+def test_the_open_file_limit_bounds_the_connections() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fitting = open_files_for(10**9)
+    # The soft limit was raised to the hard one, which then bounds the connections.
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    assert fitting == hard - RESERVED_FILES or hard == resource.RLIM_INFINITY
+    assert open_files_for(10) == 10
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

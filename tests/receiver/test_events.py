@@ -113,6 +113,7 @@ def test_ended_at_must_be_a_time() -> None:
         (b'{"id": "evt", "type": "x"}', "`created`"),
         (b'{"id": "evt", "type": "x", "created": true}', "`created`"),
         (b'{"id": "evt", "type": "x", "created": 1' + b"0" * 5000 + b"}", "not JSON"),
+        (b'{"id": "evt_\\ud800", "type": "x", "created": 1}', "surrogate"),
     ],
 )
 def test_unreadable_envelopes_are_refused(body: bytes, fragment: str) -> None:
@@ -134,6 +135,11 @@ def test_unreadable_envelopes_are_refused(body: bytes, fragment: str) -> None:
         (("data", "object", "canceled_at"), "yesterday", "canceled_at"),
         (("data", "object", "canceled_at"), 10**30, "canceled_at"),
         (("data", "object", "customer"), 12, "customer"),
+        # JSON's `\ud800` decodes to a lone surrogate, which no database can store.
+        (("data", "object", "id"), "sub_\ud800", "surrogate"),
+        (("data", "object", "status"), "\udfffactive", "surrogate"),
+        (("data", "object", "customer"), "cus_\ud800", "customer"),
+        (("data", "object", "items", "data", 0, "price", "product"), "prod_\udc00", "product"),
     ],
 )
 def test_wrong_types_in_the_subscription_are_refused(

@@ -52,3 +52,29 @@ def test_rows_of_an_earlier_run_are_dated_apart(tmp_path: Path) -> None:
     soak, rows = Ledger.load(results)
     page = render(soak, rows, datetime(2026, 11, 28, 1, 6, tzinfo=UTC))
     assert ", 2026-11-27 23:14 UTC; re-run alone 2026-11-28 01:05 UTC: B." in page
+
+
+def test_hostile_rows_render_in_a_table_of_their_own(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    ledger = Ledger()
+    ledger.row("Receiver killed").add(trials=1, events_sent=30)
+    fuzz = ledger.hostile_row("Hostile requests")
+    fuzz.cases += 12_000
+    slow = ledger.hostile_row("Slow bodies")
+    slow.cases, slow.unavailable = 1000, 3
+    slow.honest_sent, slow.honest_lost, slow.honest_p99_ms = 400, 0, 12.345
+    slow.peak_mib, slow.cap_mib = 101.6, 256
+    ledger.save(results, datetime(2026, 11, 28, 1, 5, tzinfo=UTC))
+    second = Ledger()
+    second.hostile_row("Slow bodies").cases = 5
+    second.save(results, datetime(2026, 11, 28, 2, 0, tzinfo=UTC))
+    soak, rows, hostile = Ledger.load_all(results)
+    assert [r.scenario for r in hostile] == ["Hostile requests", "Slow bodies"]
+    page = render(soak, rows, datetime(2026, 11, 28, 2, 1, tzinfo=UTC), hostile)
+    assert "## Hostile traffic" in page
+    assert "| Hostile requests | 12,000 | 0 | 0 | 0 | 0 | 0 |  |  |  |  |" in page
+    assert "| Slow bodies | 5 | 0 | 0 | 0 | 0 | 0 |  |  |  |  |" in page
+    assert "re-run alone 2026-11-28 02:00 UTC: Slow bodies." in page
+    first_only = render(soak, [], datetime(2026, 11, 28, 2, 1, tzinfo=UTC), [slow])
+    assert "| Slow bodies | 1,000 | 0 | 3 | 0 | 0 | 0 | 400 | 0 | 12.3 | 102 / 256 |" in first_only
+    assert "## Hostile traffic" not in render(soak, rows, datetime(2026, 11, 28, tzinfo=UTC))

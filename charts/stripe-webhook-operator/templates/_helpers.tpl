@@ -131,8 +131,23 @@ database-url
 {{- end -}}
 {{- end -}}
 
-{{/* A PodDisruptionBudget spec body from {enabled, minAvailable, maxUnavailable}. */}}
+{{/*
+Whether a component gets a PodDisruptionBudget: `enabled` when it is true or false, else (null)
+when more than one of its pods may run. Pass (dict "pdb" <its podDisruptionBudget> "replicas" <its most pods>).
+*/}}
+{{- define "swo.pdbEnabled" -}}
+{{- if kindIs "bool" .pdb.enabled -}}
+{{- if .pdb.enabled -}}true{{- end -}}
+{{- else if gt (int .replicas) 1 -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+A PodDisruptionBudget spec body from {minAvailable, maxUnavailable}. Unhealthy pods may always
+be evicted: a pod that never became ready protects nothing, and keeping it would block a
+node drain for good (the IfHealthyBudget default).
+*/}}
 {{- define "swo.pdbSpec" -}}
+unhealthyPodEvictionPolicy: AlwaysAllow
 {{- if not (kindIs "invalid" .minAvailable) }}
 minAvailable: {{ .minAvailable }}
 {{- else if not (kindIs "invalid" .maxUnavailable) }}
@@ -140,6 +155,103 @@ maxUnavailable: {{ .maxUnavailable }}
 {{- else }}
 maxUnavailable: 1
 {{- end }}
+{{- end -}}
+
+{{/*
+A pod spec's affinity and topologySpreadConstraints: the values when set; else, when more than
+one pod may run, soft rules that spread them: a preferred anti-affinity per node and a
+ScheduleAnyway spread over zones (neither ever leaves a pod unscheduled on a small cluster).
+Pass (dict "ctx" $ "component" "receiver" "values" <its values> "replicas" <its most pods>).
+*/}}
+{{- define "swo.spread" -}}
+{{- $several := gt (int .replicas) 1 -}}
+{{- if .values.affinity }}
+affinity:
+  {{- toYaml .values.affinity | nindent 2 }}
+{{- else if $several }}
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- include "swo.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 14 }}
+{{- end }}
+{{- if .values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml .values.topologySpreadConstraints | nindent 2 }}
+{{- else if $several }}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    # Counted per ReplicaSet, so that a rolling update is spread too.
+    matchLabelKeys: [pod-template-hash]
+    labelSelector:
+      matchLabels:
+        {{- include "swo.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 8 }}
+{{- end }}
+{{- end -}}
+
+{{/* Whether the operator watches only `watchNamespaces` (namespace mode) rather than all. */}}
+{{- define "swo.namespaced" -}}
+{{- if .Values.watchNamespaces -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Whether the operator gets a ClusterRole: always in cluster-wide mode; in namespace mode only to
+read the kube-system namespace's uid (the default cluster id), which no Role can grant.
+*/}}
+{{- define "swo.operator.clusterRole" -}}
+{{- if and .Values.rbac.create (or (not (include "swo.namespaced" .)) (not .Values.clusterId)) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+What the operator does with StripeWebhooks, Secrets and Events where they live: the rules of
+the ClusterRole in cluster-wide mode, of each watched namespace's Role in namespace mode.
+*/}}
+{{- define "swo.operator.webhookRules" -}}
+# kopf lists and watches StripeWebhooks and patches them (its finalizer, handler progress in
+# annotations); the operator reads them and patches its own annotations (pending idempotency
+# key, endpoint id).
+- apiGroups: [stripe.operator.dev]
+  resources: [stripewebhooks]
+  verbs: [get, list, watch, patch]
+# The status subresource holds the endpoint id, the secret version and the conditions.
+- apiGroups: [stripe.operator.dev]
+  resources: [stripewebhooks/status]
+  verbs: [patch]
+# Each per-webhook Secret is owned by its StripeWebhook with blockOwnerDeletion; where the
+# OwnerReferencesPermissionEnforcement admission plugin runs, that needs update on finalizers.
+- apiGroups: [stripe.operator.dev]
+  resources: [stripewebhooks/finalizers]
+  verbs: [update]
+# Secrets: the operator reads each webhook's Stripe API key Secret and watches Secrets to notice
+# a lost signing secret; it creates and patches the per-webhook Secret beside each
+# StripeWebhook (and, cluster-wide, the aggregated receiver Secret). It never deletes a Secret:
+# the garbage collector removes a per-webhook Secret with its owner.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, patch]
+# Events tell users what happened to their StripeWebhook; kopf posts core v1 Events.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
+
+{{/* The port of the Stripe API the operator calls: that of `stripe.apiBase`, else 443. */}}
+{{- define "swo.stripePort" -}}
+{{- $url := urlParse (default "https://api.stripe.com" .Values.stripe.apiBase) -}}
+{{- $host := get $url "host" -}}
+{{- if contains ":" $host -}}
+{{- last (splitList ":" $host) -}}
+{{- else if eq (get $url "scheme") "http" -}}
+80
+{{- else -}}
+443
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -166,7 +278,7 @@ and what to set instead. Included by the receiver Deployment, which every instal
 {{- end -}}
 {{- range $component := list "operator" "receiver" -}}
 {{- $pdb := get (get $.Values $component) "podDisruptionBudget" -}}
-{{- if and $pdb.enabled (not (kindIs "invalid" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.maxUnavailable)) -}}
+{{- if and (not (kindIs "invalid" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.maxUnavailable)) -}}
 {{- fail (printf "`%s.podDisruptionBudget.minAvailable` and `%s.podDisruptionBudget.maxUnavailable` are both set; set only one of them." $component $component) -}}
 {{- end -}}
 {{- end -}}
