@@ -262,6 +262,10 @@ NOT_REQUESTED = {
     # tests/operator/test_replica_handshake.py runs the operator with it (in a network
     # namespace of its own), and test_install.py checks this grant with `kubectl auth can-i`.
     ("list", "discovery.k8s.io", "endpointslices"),
+    # The nudge of the receiver's Pods after each write of their Secret: only with
+    # `--receiver-service`, and only where receiver Pods run. tests/node/test_chart.py checks,
+    # on the node, that the operator's Pod (as this ServiceAccount) annotated the receiver's.
+    ("patch", "", "pods"),
     # Never requested: the OwnerReferencesPermissionEnforcement admission plugin, which the
     # local control plane runs, checks it when the operator creates a per-webhook Secret owned
     # (blockOwnerDeletion) by its StripeWebhook; without it the journey's create is refused,

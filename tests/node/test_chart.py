@@ -151,3 +151,18 @@ def test_operator_nudges_the_receiver_pod_after_writing_its_secret(journey: Jour
         return annotations.get("stripe.operator.dev/secrets-version") == version
 
     poll("the receiver Pod annotated with the Secret's version", nudged_with_the_latest_version)
+    # By the operator's Pod, as the chart's ServiceAccount, allowed by the chart's Role.
+    assert journey.node.control_plane is not None
+    account = f"system:serviceaccount:{release.namespace}:{release.operator_deployment}"
+    patches = [
+        event
+        for line in journey.node.control_plane.audit_log.read_text().splitlines()
+        if account in line
+        and (event := json.loads(line))["verb"] == "patch"
+        and event["objectRef"].get("resource") == "pods"
+    ]
+    codes = {event["responseStatus"]["code"] for event in patches}
+    # 404: a Pod that went away between the list and its patch (a replaced receiver).
+    assert 200 in codes
+    assert codes <= {200, 404}, codes
+    assert {event["objectRef"]["namespace"] for event in patches} == {release.namespace}
