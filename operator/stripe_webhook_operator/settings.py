@@ -43,7 +43,7 @@ class Settings:
     metrics_port: int = 8080
     drift_interval: float = 300.0
     drift_jitter: float = 30.0
-    propagation_interval: float = 2.0
+    propagation_interval: float = 0.5
     stripe_rate: float = 20.0
     stripe_burst: int = 10
     stripe_max_retries: int = 5
@@ -119,7 +119,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("metrics-port", "8080", "port of the /metrics and /healthz server")
     add("drift-interval", "5m", "how often each webhook is compared with Stripe")
     add("drift-jitter", "30s", "random delay before a webhook's first drift check")
-    add("propagation-interval", "2s", "how often the receiver is asked for a new secret")
+    add("propagation-interval", "500ms", "how often the receiver is asked for a new secret")
     add("stripe-rate", "20", "Stripe requests per second, across every webhook and account")
     add("stripe-burst", "10", "Stripe requests allowed at once above the rate")
     add("stripe-max-retries", "5", "retries of a Stripe call after a 429, 5xx or network error")

@@ -10,11 +10,15 @@ tests and the propagation benchmark all install it through `ChartRelease`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from devstack.cluster.kubectl import Kubectl
 from devstack.image.images import PROJECT_IMAGE
@@ -125,6 +129,34 @@ class ChartRelease:
         if wait:
             args += ["--wait", f"--timeout={INSTALL_TIMEOUT}"]
         helm(self.kubectl.kubeconfig, *args)
+
+    @contextlib.contextmanager
+    def upgraded(self, *extra_sets: str) -> Iterator[ChartRelease]:
+        """Upgrade with `extra_sets` and restart the operator (its requests from its start
+        on then come after the upgrade); upgrade back to the values before, afterwards."""
+        before = list(self.sets)
+        self.upgrade(*extra_sets)
+        self.restart_operator()
+        try:
+            yield self
+        finally:
+            self.sets = before
+            self.upgrade()
+
+    def restart_operator(self) -> None:
+        """`kubectl rollout restart` the operator and wait until its new Pod is ready."""
+        deployment = f"deployment/{self.operator_deployment}"
+        self.kubectl("rollout", "restart", deployment, "-n", self.namespace)
+        self.kubectl(
+            "rollout", "status", deployment, "-n", self.namespace, "--timeout=180s", timeout=190
+        )
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """The objects the release holds now (`helm get manifest`)."""
+        text = helm(
+            self.kubectl.kubeconfig, "get", "manifest", self.name, "--namespace", self.namespace
+        ).stdout
+        return [doc for doc in yaml.safe_load_all(text) if doc]
 
     def test(self) -> subprocess.CompletedProcess[str]:
         """`helm test`: the chart's own test Pod, from the same image."""

@@ -78,13 +78,15 @@ def granted(manifests: list[Manifest], namespace: str, account: str) -> set[Gran
     return grants
 
 
-def requests(audit_log: Path, user: str) -> list[Request]:
+def requests(audit_log: Path, user: str, since: str = "") -> list[Request]:
     """The requests `user` made itself (not through impersonation), from a JSON-lines audit
-    log."""
+    log; with `since` (RFC 3339, UTC), only those the API server received from then on."""
     found: list[Request] = []
     for line in audit_log.read_text(errors="replace").splitlines():
         event = json.loads(line)
         if event["user"].get("username") != user or "impersonatedUser" in event:
+            continue
+        if since and event["requestReceivedTimestamp"] < since:
             continue
         ref = event.get("objectRef") or {}
         resource = ref.get("resource", "")

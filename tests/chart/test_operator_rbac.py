@@ -18,10 +18,7 @@ Secrets at all."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +26,15 @@ from typing import Any
 
 import pytest
 
-from devstack.cluster.kubectl import Cluster, Kubectl, KubectlError
+from devstack.cluster.kubectl import Cluster, Kubectl
 from devstack.processes import REPO_ROOT, ManagedProcess, free_port
 from devstack.project.objects import (
-    api_key_secret,
-    condition,
     get_json,
-    secret_data,
-    try_get_json,
-    webhook_manifest,
 )
-from stripe_webhook_operator import constants as c
 from tests.chart.cluster import Release
-from tests.chart.conftest import installed
-from tests.chart.grants import Grant, granted, requests, service_account_user, uses
+from tests.chart.conftest import PUBLIC_BASE_URL, installed
+from tests.chart.grants import granted
+from tests.chart.rbac_journey import check_grants, create_update_rotate_delete, until
 from tests.chart.rendering import RELEASE, Manifest
 
 pytestmark = pytest.mark.integration
@@ -101,18 +93,6 @@ def operator(
         process.stop()
 
 
-def _until(operator: ManagedProcess, what: str, check: Any, timeout: float = 30.0) -> Any:
-    """Poll `check` while the operator lives; fail at once, with its log, if it exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        operator.check_alive()
-        with contextlib.suppress(KubectlError):
-            if value := check():
-                return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s; log:\n{operator.log_tail(40)}")
-
-
 CLUSTER_WIDE, NAMESPACED = "cluster-wide", "namespaced"
 
 
@@ -166,85 +146,18 @@ def journey(
 ) -> Journey:
     """Join the peering, then create, update, rotate and delete a StripeWebhook, asserting each
     step."""
-    api_key = stripe_emulator.new_api_key()
-    client = stripe_emulator.client(api_key)
-    kubectl("apply", "-f", "-", input=api_key_secret(journey_namespace, api_key))
-
     # Peering: the replica announces itself in the chart's ClusterKopfPeering (in namespace mode,
     # the KopfPeering of the journey's namespace).
-    _until(
-        operator,
+    watch = (operator.check_alive, lambda: operator.log_tail(40))
+    until(
+        watch,
         "joining the peering",
         lambda: POD_NAME in _peers(kubectl, mode, journey_namespace),
         timeout=60,
     )
-
-    # Create.
-    kubectl(
-        "apply", "-f", "-", input=webhook_manifest(journey_namespace, "shop", description="one")
+    create_update_rotate_delete(
+        kubectl, journey_namespace, stripe_emulator, release.namespace, PUBLIC_BASE_URL, watch
     )
-
-    def ready() -> dict[str, Any] | None:
-        body = get_json(kubectl, "swh", "shop", "-n", journey_namespace)
-        return body if condition(body, c.CONDITION_READY).get("status") == "True" else None
-
-    body = _until(operator, "StripeWebhook Ready", ready, timeout=90)
-    (endpoint,) = client.v1.webhook_endpoints.list({"limit": 10}).data
-    assert endpoint.id == body["status"]["endpointId"]
-    assert endpoint.url == f"http://127.0.0.1:9/webhooks/{journey_namespace}/shop"
-    assert endpoint.status == "enabled"
-    signing = secret_data(
-        get_json(kubectl, "secret", "shop-stripe-webhook", "-n", journey_namespace)
-    )
-    assert signing[c.SECRET_KEY_ENDPOINT_ID] == endpoint.id
-    # The aggregated Secret is written in the release's namespace, where the receiver mounts it.
-    key = f"{journey_namespace}.shop.json"
-
-    def receiver_entry() -> dict[str, Any] | None:
-        secret = try_get_json(
-            kubectl, "secret", "stripe-webhook-receiver-secrets", "-n", release.namespace
-        )
-        raw = secret_data(secret or {}).get(key)
-        return json.loads(raw) if raw else None
-
-    entry = _until(operator, "the receiver entry", receiver_entry)
-    assert entry["endpoint_id"] == endpoint.id
-
-    # Update in place.
-    kubectl(
-        "apply", "-f", "-", input=webhook_manifest(journey_namespace, "shop", description="two")
-    )
-
-    def described() -> bool:
-        (current,) = client.v1.webhook_endpoints.list({"limit": 10}).data
-        return current.id == endpoint.id and current.description == "two"
-
-    _until(operator, "the description reaching Stripe", described, timeout=60)
-
-    # Rotate with no overlap: the per-webhook Secret beside the StripeWebhook is rewritten.
-    kubectl(
-        "annotate", "swh", "shop", "-n", journey_namespace, "--overwrite",
-        f"{c.ANNOTATION_ROTATE}=journey", f"{c.ANNOTATION_ROTATE_OVERLAP}=0",
-    )  # fmt: skip
-
-    def rotated() -> str | None:
-        status = get_json(kubectl, "swh", "shop", "-n", journey_namespace).get("status") or {}
-        done = status.get("secretVersion") == 2 and "previousEndpointId" not in status
-        ids = [e.id for e in client.v1.webhook_endpoints.list({"limit": 10}).data]
-        return str(status["endpointId"]) if done and ids == [status["endpointId"]] else None
-
-    rotated_id = _until(operator, "the rotation to secret version 2", rotated, timeout=90)
-    assert rotated_id != endpoint.id
-    signing = secret_data(
-        get_json(kubectl, "secret", "shop-stripe-webhook", "-n", journey_namespace)
-    )
-    assert signing[c.SECRET_KEY_ENDPOINT_ID] == rotated_id
-
-    # Delete: the finalizer runs, the endpoint and the receiver entry go.
-    kubectl("delete", "swh", "shop", "-n", journey_namespace, "--timeout=60s")
-    assert list(client.v1.webhook_endpoints.list({"limit": 10}).data) == []
-    _until(operator, "the receiver entry removed", lambda: receiver_entry() is None)
-
     operator.check_alive()
     return Journey(operator.log_path.read_text(errors="replace"))
 
@@ -280,31 +193,7 @@ def test_every_grant_is_used_by_the_journey_and_nothing_is_refused(
     audit_log = getattr(kube_cluster, "audit_log", None)
     if audit_log is None:
         pytest.skip("the API server's audit log is out of reach on an E2E_KUBECONFIG cluster")
-    grants = granted(release.manifests, release.namespace, ACCOUNT)
-    assert grants, "the chart grants its operator nothing: the rendered roles were not found"
-    made = requests(audit_log, service_account_user(release.namespace, ACCOUNT))
-    refused = sorted({f"{r.verb} {r.uri} ({r.code})" for r in made if r.refused})
-    assert not refused, f"the operator was refused: {refused}"
-
-    def allowed_unused(grant: Grant) -> bool:
-        return (grant.verb, grant.group, grant.resource) in NOT_REQUESTED
-
-    unused = sorted(
-        str(g) for g in grants if not allowed_unused(g) and not any(uses(r, g) for r in made)
-    )
-    assert not unused, f"granted but never used by the operator in the journey: {unused}"
-    # A ClusterRole grant used only in the release's own namespace belongs in its Role.
-    local = sorted(
-        str(g)
-        for g in grants
-        if g.namespace is None
-        and not allowed_unused(g)
-        and all(r.namespace == release.namespace for r in made if uses(r, g))
-    )
-    assert not local, f"granted cluster-wide but used only in {release.namespace}: {local}"
-    # The allowance names only grants the chart still makes.
-    stale = NOT_REQUESTED - {(g.verb, g.group, g.resource) for g in grants}
-    assert not stale, f"NOT_REQUESTED lists grants the chart no longer makes: {sorted(stale)}"
+    check_grants(release.manifests, release.namespace, ACCOUNT, audit_log, NOT_REQUESTED)
 
 
 def test_secret_grants_are_what_the_mode_promises(
