@@ -50,6 +50,12 @@ def mode(
         # The API server's own clock stamps the audit events; the node shares this machine's.
         since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         sets = [f"watchNamespaces[0]={namespace}"] if name == NAMESPACED else []
+        # The receiver's Secret is created once: gone, the journey's first write creates it,
+        # so the grant that allows it is used in each mode.
+        kubectl(
+            "delete", "secret", "stripe-webhook-receiver-secrets", "-n", node_release.namespace,
+            "--ignore-not-found",
+        )  # fmt: skip
         with node_release.upgraded(*sets):
             yield Mode(name, namespace, since)
 
@@ -87,6 +93,7 @@ def test_operator_pod_completes_the_journey_with_exactly_the_charts_grants(
         node_cluster.control_plane.audit_log,
         NOT_REQUESTED,
         since=mode.since,
+        namespaces=(mode.namespace, node_release.namespace),
     )
     grants = granted(manifests, node_release.namespace, node_release.operator_deployment)
     secrets_by = {g.namespace for g in grants if g.resource == "secrets"}
