@@ -32,7 +32,6 @@ from typing import Any
 from benchmarks import report
 from devstack.cluster.kubectl import Kubectl
 from devstack.node.cluster import NodeCluster
-from devstack.node.network import CLUSTER_DOMAIN, NODE_IP
 from devstack.processes import StackError
 from devstack.project.objects import api_key_secret, condition, rotation_step, webhook_manifest
 from devstack.release import ChartRelease
@@ -43,7 +42,6 @@ ACCOUNTS = 2
 TARGET_MEDIAN = 5.0  # seconds, with the kubelet's default syncFrequency
 TIMEOUT = 300.0
 POLL = 0.2
-EMULATOR_PORT = 12111
 
 
 @dataclass(frozen=True)
@@ -200,13 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     release: ChartRelease | None = None
     try:
         node.start()
-        emulator = EmulatorProcess(
-            workdir / "stripe-emulator",
-            host=NODE_IP,
-            port=EMULATOR_PORT,
-            delivery_domain=f"svc.{CLUSTER_DOMAIN}",
-            node=node,
-        ).start()
+        emulator = node.start_emulator(workdir / "stripe-emulator")
         kubectl = node.kubectl()
         release = ChartRelease(kubectl, "stripe-system", emulator.inside_url).install()
         modes = [measure(kubectl, options.webhooks, nudge=True)]

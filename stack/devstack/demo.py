@@ -44,7 +44,6 @@ from devstack.cluster.kubectl import Kubectl
 from devstack.image.images import build as build_images
 from devstack.node.cluster import NodeCluster
 from devstack.node.forward import Forwarder
-from devstack.node.network import CLUSTER_DOMAIN, NODE_IP
 from devstack.processes import (
     REPO_ROOT,
     TOOLS_BIN,
@@ -66,8 +65,6 @@ RELEASE = "stripe-webhook-operator"
 WEBHOOK_NAME = "my-app"
 LOCAL_NAMESPACE = "billing"
 RECEIVER_NAMESPACE = "stripe-system"
-# The emulator's port inside the node (every port there is the stack's own).
-EMULATOR_PORT = 12111
 SUBSCRIBER = "demo-user"
 # The example's entitlement map grants `premium` for this product id.
 PRODUCT_ID = "prod_premium"
@@ -244,16 +241,8 @@ def start_local_stack(target: Target) -> None:
         + ", ".join(f"{what} {seconds:.0f} s" for what, seconds in node.start_seconds.items())
     )
     # Short retries: an event refused before its receipt exists comes back within seconds.
-    emulator = EmulatorProcess(
-        target.workdir / "stripe-emulator",
-        retry_schedule=(1, 2, 4, 8),
-        host=NODE_IP,
-        port=EMULATOR_PORT,
-        delivery_domain=f"svc.{CLUSTER_DOMAIN}",
-        node=node,
-    )
+    emulator = node.start_emulator(target.workdir / "stripe-emulator", retry_schedule=(1, 2, 4, 8))
     target.cleanup.append(emulator)
-    emulator.start()
     note(
         f"Stripe emulator inside the node at {emulator.inside_url} (from here: {emulator.base_url})"
     )

@@ -175,17 +175,21 @@ class ChartRelease:
             check=False,
         )
 
-    def receiver_pods(self) -> list[str]:
+    def pods(self, component: str) -> list[str]:
+        """Names of the release's running Pods of `component` (operator, receiver)."""
         names = self.kubectl(
             "get",
             "pods",
             f"--namespace={self.namespace}",
-            "--selector=app.kubernetes.io/component=receiver",
+            f"--selector=app.kubernetes.io/component={component}",
             "--field-selector=status.phase=Running",
             "-o",
             "jsonpath={.items[*].metadata.name}",
         ).stdout
         return names.split()
+
+    def receiver_pods(self) -> list[str]:
+        return self.pods("receiver")
 
     def service_ip(self, service: str) -> str:
         return self.kubectl(

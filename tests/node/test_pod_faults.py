@@ -95,15 +95,7 @@ def test_operator_pod_deleted_mid_create_leaves_one_endpoint_and_a_working_secre
     journey: Journey,
 ) -> None:
     release = journey.release
-    operator_pods = release.kubectl(
-        "get",
-        "pods",
-        "-n",
-        release.namespace,
-        "--selector=app.kubernetes.io/component=operator",
-        "-o",
-        "jsonpath={.items[*].metadata.name}",
-    ).stdout.split()
+    operator_pods = release.pods("operator")
     # Stripe takes 15 s over the create: long enough to delete the Pod while it runs.
     journey.stripe.inject_fault(
         journey.api_key, path_prefix="/v1/webhook_endpoints", method="POST", work_latency=15.0
@@ -134,13 +126,4 @@ def test_operator_pod_deleted_mid_create_leaves_one_endpoint_and_a_working_secre
             for a in journey.stripe.deliveries(journey.api_key, endpoint=status["endpointId"])
         ),
     )
-    replaced = release.kubectl(
-        "get",
-        "pods",
-        "-n",
-        release.namespace,
-        "--selector=app.kubernetes.io/component=operator",
-        "-o",
-        "json",
-    ).stdout
-    assert {p["metadata"]["name"] for p in json.loads(replaced)["items"]}.isdisjoint(operator_pods)
+    assert set(release.pods("operator")).isdisjoint(operator_pods)

@@ -146,6 +146,19 @@ class Pki:
         pair = self.ca.issue(user, organizations=groups, client=True)
         return pair.write(self.directory, stem)
 
+    def client_kubeconfig(
+        self, path: Path, server: str, stem: str, user: str, groups: Sequence[str] = ()
+    ) -> Path:
+        """Write a kubeconfig for `server` authenticating as `user` in `groups` (a client
+        certificate issued now); return its path."""
+        cert, key = self.client(stem, user, groups)
+        write_kubeconfig(
+            path,
+            {"server": server, "certificate-authority": str(self.ca_cert)},
+            {"client-certificate": str(cert), "client-key": str(key)},
+        )
+        return path
+
     def server(self, stem: str, name: str, hosts: Sequence[str]) -> tuple[Path, Path]:
         """Issue a serving certificate for `hosts`; return (cert, key) paths."""
         return self.ca.issue(name, hosts=hosts, server=True).write(self.directory, stem)
@@ -413,9 +426,9 @@ class ControlPlane:
 
     def _start_scheduler(self) -> int:
         """kube-scheduler, on the node's control plane only: Pods of Deployments need it."""
-        cert, key = self.pki.client("scheduler", "system:kube-scheduler")
-        kubeconfig = self.workdir / "scheduler.kubeconfig"
-        self._write_kubeconfig(kubeconfig, cert, key)
+        kubeconfig = self.pki.client_kubeconfig(
+            self.workdir / "scheduler.kubeconfig", self.server, "scheduler", "system:kube-scheduler"
+        )
         port = free_port()
         self._spawn(
             "kube-scheduler",

@@ -25,6 +25,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from devstack.cluster.control_plane import ControlPlane, NodeAddresses
 from devstack.cluster.kubectl import Kubectl, write_kubeconfig
@@ -39,8 +40,11 @@ from devstack.node.netns import NETNS_RUN_DIR, NetworkNamespace
 from devstack.node.proxy import KubeProxy
 from devstack.node.sysctls import KernelSettings, read
 from devstack.processes import ManagedProcess, StackError, pid_running, wait_until
+from devstack.stripe_emulator.launcher import EmulatorProcess
 
 NODE_READY_TIMEOUT = 120.0
+# The emulator's port on the node's address (every port in the namespace is the stack's own).
+EMULATOR_PORT = 12111
 # The resolver every process in the node's mount namespace uses: the cluster's DNS.
 NODE_RESOLV_CONF = (
     f"nameserver {network.DNS_SERVICE_IP}\n"
@@ -191,6 +195,19 @@ class NodeCluster:
         ).start()
         self._inside.append(process)
         return process
+
+    def start_emulator(self, workdir: Path, **options: Any) -> EmulatorProcess:
+        """Start the Stripe emulator inside the node, on the node's address (where Pods reach
+        it) and delivering to Services by their DNS names; the host reaches it at `base_url`.
+        `options` go to EmulatorProcess (a retry schedule, a rate limit)."""
+        return EmulatorProcess(
+            workdir,
+            host=network.NODE_IP,
+            port=EMULATOR_PORT,
+            delivery_domain=f"svc.{network.CLUSTER_DOMAIN}",
+            node=self,
+            **options,
+        ).start()
 
     def pids(self) -> list[int]:
         """PIDs of every process this cluster started directly."""

@@ -15,12 +15,10 @@ from pathlib import Path
 import pytest
 
 from devstack.node.cluster import NodeCluster
-from devstack.node.network import CLUSTER_DOMAIN, NODE_IP
 from devstack.release import ChartRelease
 from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
 
-EMULATOR_PORT = 12111
 # Short retries: an event refused before its receipt exists comes back within seconds.
 RETRY_SCHEDULE = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -49,14 +47,9 @@ def node_stripe(
     node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NodeStripe]:
     """The Stripe emulator, running inside the node and delivering to Services by name."""
-    process = EmulatorProcess(
-        Path(tmp_path_factory.mktemp("node-stripe")),
-        retry_schedule=RETRY_SCHEDULE,
-        host=NODE_IP,
-        port=EMULATOR_PORT,
-        delivery_domain=f"svc.{CLUSTER_DOMAIN}",
-        node=node_cluster,
-    ).start()
+    process = node_cluster.start_emulator(
+        Path(tmp_path_factory.mktemp("node-stripe")), retry_schedule=RETRY_SCHEDULE
+    )
     try:
         yield NodeStripe(process)
     finally:

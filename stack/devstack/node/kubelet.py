@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from devstack.cluster.control_plane import Pki
-from devstack.cluster.kubectl import write_kubeconfig
 from devstack.node.cgroups import NodeCgroups
+from devstack.node.component import NodeProcess
 from devstack.node.containerd import CNI_BIN_DIR
 from devstack.node.mounts import MountNamespace
 from devstack.node.network import (
@@ -123,18 +123,10 @@ def configuration(
     }
 
 
-class Kubelet:
+class Kubelet(NodeProcess):
     """The kubelet of the one node, in the node's namespaces."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self._process: ManagedProcess | None = None
-
-    @property
-    def process(self) -> ManagedProcess:
-        if self._process is None:
-            raise StackError("the kubelet was never started")
-        return self._process
+    name = "the kubelet"
 
     def start(
         self,
@@ -148,14 +140,12 @@ class Kubelet:
         """Write its certificates, kubeconfig and configuration, and start it."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "upstream-resolv.conf").write_text("")
-        client_cert, client_key = pki.client(
-            "kubelet-client", f"system:node:{NODE_NAME}", ["system:nodes"]
-        )
-        kubeconfig = self.workdir / "kubeconfig"
-        write_kubeconfig(
-            kubeconfig,
-            {"server": server, "certificate-authority": str(pki.ca_cert)},
-            {"client-certificate": str(client_cert), "client-key": str(client_key)},
+        kubeconfig = pki.client_kubeconfig(
+            self.workdir / "kubeconfig",
+            server,
+            "kubelet-client",
+            f"system:node:{NODE_NAME}",
+            ["system:nodes"],
         )
         serving = pki.server("kubelet-serving", NODE_NAME, [NODE_IP, NODE_NAME])
         config_path = self.workdir / "config.yaml"
@@ -181,7 +171,3 @@ class Kubelet:
             self.workdir / "kubelet.log",
         ).start()
         return self
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()

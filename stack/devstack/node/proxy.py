@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 
 from devstack.cluster.control_plane import Pki
-from devstack.cluster.kubectl import write_kubeconfig
+from devstack.node.component import NodeProcess
 from devstack.node.mounts import MountNamespace
 from devstack.node.network import NODE_NAME, POD_CIDR
-from devstack.processes import ManagedProcess, StackError, tool
+from devstack.processes import ManagedProcess, tool
 
 HEALTHZ_PORT = 10256
 METRICS_PORT = 10249
@@ -45,28 +45,16 @@ def configuration(kubeconfig: Path) -> dict[str, Any]:
     }
 
 
-class KubeProxy:
+class KubeProxy(NodeProcess):
     """kube-proxy of the one node."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self._process: ManagedProcess | None = None
-
-    @property
-    def process(self) -> ManagedProcess:
-        if self._process is None:
-            raise StackError("kube-proxy was never started")
-        return self._process
+    name = "kube-proxy"
 
     def start(self, *, pki: Pki, server: str, mounts: MountNamespace) -> KubeProxy:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # The bootstrap ClusterRoleBinding system:node-proxier names this user.
-        cert, key = pki.client("kube-proxy", "system:kube-proxy")
-        kubeconfig = self.workdir / "kubeconfig"
-        write_kubeconfig(
-            kubeconfig,
-            {"server": server, "certificate-authority": str(pki.ca_cert)},
-            {"client-certificate": str(cert), "client-key": str(key)},
+        kubeconfig = pki.client_kubeconfig(
+            self.workdir / "kubeconfig", server, "kube-proxy", "system:kube-proxy"
         )
         config_path = self.workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(configuration(kubeconfig)))
@@ -76,7 +64,3 @@ class KubeProxy:
             self.workdir / "kube-proxy.log",
         ).start()
         return self
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()

@@ -21,12 +21,10 @@ from pathlib import Path
 import yaml
 
 from devstack.node.cluster import NodeCluster
-from devstack.node.network import CLUSTER_DOMAIN, NODE_IP
 from devstack.processes import StackError
 from devstack.release import IMAGE_REPOSITORY, IMAGE_TAG, receiver_base_url
 from devstack.stripe_emulator.launcher import EmulatorProcess
 
-EMULATOR_PORT = 12111
 READY_FILE = "node.json"
 VALUES_FILE = "values-local.yaml"
 # The release a user installs first (README): its Service names the endpoints' base URL.
@@ -56,13 +54,7 @@ def serve(directory: Path) -> int:
     emulator: EmulatorProcess | None = None
     try:
         node.start()
-        emulator = EmulatorProcess(
-            directory / "stripe-emulator",
-            host=NODE_IP,
-            port=EMULATOR_PORT,
-            delivery_domain=f"svc.{CLUSTER_DOMAIN}",
-            node=node,
-        ).start()
+        emulator = node.start_emulator(directory / "stripe-emulator")
         (directory / VALUES_FILE).write_text(
             yaml.safe_dump(local_values(emulator.inside_url), sort_keys=False)
         )
