@@ -56,6 +56,9 @@ STATUS_KEY: Final = "recovery"
 SCAN_LAG: Final = timedelta(seconds=5)
 # The wait after a round that failed on Stripe's or the API server's side.
 ROUND_RETRY: Final = 15.0
+# A round begins this long after it was asked for, so that the webhooks of an account that
+# ask together (an operator's start, one request for several) share its listing.
+GATHER: Final = 1.0
 
 WebhookKey = tuple[str, str]
 
@@ -222,6 +225,7 @@ class Recoveries:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(account.wakeup.wait(), timeout=delay)
+            await asyncio.sleep(GATHER)
             account.wakeup.clear()
             try:
                 delay = await self.round(account)
