@@ -7,9 +7,7 @@ the emulator's event log, are tests/recovery's."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ import pytest
 from devstack.processes import poll
 from devstack.project.objects import condition, webhook_manifest
 from devstack.project.receiver_process import FedReceiver
-from devstack.project.scene import RECEIVER_SECRET, Scene, ready_webhook
+from devstack.project.scene import Scene, ready_webhook
 from stripe_webhook_operator import constants as c
 from stripe_webhook_operator.times import rfc3339
 from tests.operator.conftest import condition_reason
@@ -27,18 +25,6 @@ pytestmark = pytest.mark.integration
 # Recovery rounds only when asked (a closed gap, a request) within these tests; retries soon.
 QUICK_RECOVERY = ("--recovery-interval=1h", "--recovery-retry=1s")
 LISTING = "GET /v1/events"
-
-
-@pytest.fixture
-def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[FedReceiver]:
-    process = FedReceiver(
-        kube_cluster.kubeconfig,  # type: ignore[attr-defined]
-        scene.namespace,
-        RECEIVER_SECRET,
-        tmp_path / "receiver",
-    ).start()
-    yield process
-    process.stop()
 
 
 def start_operator(scene: Scene, receiver: FedReceiver, *extra: str) -> Any:
@@ -110,6 +96,13 @@ def url_of(receiver: FedReceiver, scene: Scene, name: str) -> str:
     return f"{receiver.url}/webhooks/{scene.namespace}/{name}"
 
 
+def recovered_webhook(scene: Scene, receiver: FedReceiver, name: str = "shop") -> None:
+    """Apply a webhook delivering to the receiver; wait until it is Ready with no gap left."""
+    scene.apply(webhook_manifest(scene.namespace, name, url=url_of(receiver, scene, name)))
+    ready_webhook(scene, name)
+    gaps_closed(scene, name)
+
+
 def test_events_created_while_the_new_endpoint_waited_disabled_are_redelivered(
     scene: Scene, receiver: FedReceiver
 ) -> None:
@@ -138,10 +131,7 @@ def test_one_listing_per_account_serves_every_webhook(scene: Scene, receiver: Fe
     names = ["app-0", "app-1", "app-2"]
     start_operator(scene, receiver)
     for name in names:
-        scene.apply(webhook_manifest(scene.namespace, name, url=url_of(receiver, scene, name)))
-    for name in names:
-        ready_webhook(scene, name)
-        gaps_closed(scene, name)
+        recovered_webhook(scene, receiver, name)
     missed, since = subscription_change(scene)
     scene.stripe.reset_stats(scene.api_key)
 
@@ -160,9 +150,7 @@ def test_a_delivery_without_a_definite_answer_keeps_the_gap_and_is_retried(
     scene: Scene, receiver: FedReceiver
 ) -> None:
     start_operator(scene, receiver)
-    scene.apply(webhook_manifest(scene.namespace, "shop", url=url_of(receiver, scene, "shop")))
-    ready_webhook(scene, "shop")
-    gaps_closed(scene, "shop")
+    recovered_webhook(scene, receiver)
     missed, since = subscription_change(scene)
     receiver.stop_server()
 
@@ -190,9 +178,7 @@ def test_a_restart_in_the_middle_of_a_gap_forgets_nothing(
     scene: Scene, receiver: FedReceiver
 ) -> None:
     first = start_operator(scene, receiver)
-    scene.apply(webhook_manifest(scene.namespace, "shop", url=url_of(receiver, scene, "shop")))
-    ready_webhook(scene, "shop")
-    gaps_closed(scene, "shop")
+    recovered_webhook(scene, receiver)
     missed, since = subscription_change(scene)
     receiver.stop_server()
     request_recovery(scene, ["shop"], since, "before-restart")
@@ -215,9 +201,7 @@ def test_an_unreadable_since_is_reported_and_changes_nothing_else(
     scene: Scene, receiver: FedReceiver
 ) -> None:
     start_operator(scene, receiver)
-    scene.apply(webhook_manifest(scene.namespace, "shop", url=url_of(receiver, scene, "shop")))
-    ready_webhook(scene, "shop")
-    gaps_closed(scene, "shop")
+    recovered_webhook(scene, receiver)
     scene.kubectl(
         "annotate",
         "--overwrite",
