@@ -778,3 +778,159 @@ def test_kubectl_finds_the_plugin_on_path(
     refused = kubectl("stripe", "rotate", "ghost", "-n", kube_namespace, check=False)
     assert refused.returncode == plugin.EXIT_API_ERROR
     assert "Traceback" not in refused.stderr
+
+
+class PluginThread:
+    """`kubectl stripe ARGV` run in-process in a thread with the fixed clock NOW, so a test
+    can play the operator's part meanwhile; `lines` is what it printed, `result` its exit
+    code and error sentence once it ended."""
+
+    def __init__(self, kube_cluster: Any, argv: list[str]) -> None:
+        self.args = plugin.build_parser().parse_args(
+            [*argv, "--kubeconfig", str(kube_cluster.kubeconfig)]
+        )
+        self.lines: list[str] = []
+        self.result: list[tuple[int, str]] = []
+        self.thread = threading.Thread(target=self._run, name="kubectl stripe", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            code = asyncio.run(plugin.run(self.args, self.lines.append, now=lambda: NOW))
+            self.result.append((code, ""))
+        except plugin.PluginError as exc:
+            self.result.append((exc.exit_code, str(exc)))
+
+    def start(self) -> PluginThread:
+        self.thread.start()
+        return self
+
+    def printed(self) -> str:
+        return "".join(self.lines)
+
+    def join(self) -> tuple[int, str]:
+        self.thread.join(timeout=30)
+        assert self.result, "the plugin did not finish"
+        return self.result[0]
+
+
+def recover_request(kubectl: Kubectl, namespace: str, name: str) -> str:
+    wait_until(
+        lambda: constants.ANNOTATION_RECOVER in annotations(kubectl, namespace, name),
+        timeout=30,
+        what="the recover annotation",
+    )
+    return annotations(kubectl, namespace, name)[constants.ANNOTATION_RECOVER]
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_recover_follows_status_until_the_requested_gap_closes(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str
+) -> None:
+    """The operator's part is played by status patches; tests/recovery drives the real one."""
+    create_webhook(kubectl, kube_namespace, "restored")
+    patch_status(kubectl, kube_namespace, "restored", {"recovery": {"eventsRecovered": 5}})
+    argv = ["recover", "restored", "-n", kube_namespace, "--since", "48h", "--timeout", "2m"]
+    follow = PluginThread(kube_cluster, argv).start()
+    try:
+        request = recover_request(kubectl, kube_namespace, "restored")
+        assert request == rfc3339(NOW, microseconds=True)
+        since = rfc3339(NOW - 48 * HOUR)
+        got = annotations(kubectl, kube_namespace, "restored")
+        assert got[constants.ANNOTATION_RECOVER_SINCE] == since
+        wait_until(
+            lambda: "waiting for the operator to take the request" in follow.printed(),
+            timeout=30,
+            what="the first progress line",
+        )
+        working = {
+            "request": request,
+            "eventsRecovered": 5,
+            "gaps": [
+                {
+                    "from": since,
+                    "to": rfc3339(NOW),
+                    "reason": "Requested",
+                    "listed": 40,
+                    "answered": 12,
+                    "attempts": 0,
+                }
+            ],
+        }
+        patch_status(kubectl, kube_namespace, "restored", {"recovery": working})
+        wait_until(
+            lambda: "gaps open: 1 (oldest from " + since in follow.printed(),
+            timeout=30,
+            what="the in-progress line",
+        )
+        assert "events listed 40, answered 12, attempts 0" in follow.printed()
+        assert follow.thread.is_alive()
+        done = {"request": request, "eventsRecovered": 45, "gaps": []}
+        patch_status(kubectl, kube_namespace, "restored", {"recovery": done})
+    finally:
+        code, error = follow.join()
+    assert (code, error) == (plugin.EXIT_OK, "")
+    assert (
+        f"Recovery of '{kube_namespace}/restored' since {since} done: no gap open, "
+        "40 events redelivered with a definite answer." in follow.printed()
+    )
+    # A second request gets a new id: the operator handles each value once.
+    again = PluginThread(kube_cluster, [*argv[:-2], "--no-wait"]).start()
+    assert again.join() == (plugin.EXIT_OK, "")
+    assert recover_request(kubectl, kube_namespace, "restored") != request
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_recover_reaching_beyond_retention_exits_4_with_the_lost_interval(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str
+) -> None:
+    create_webhook(kubectl, kube_namespace, "old")
+    argv = ["recover", "old", "-n", kube_namespace, "--since", "720h", "--timeout", "2m"]
+    follow = PluginThread(kube_cluster, argv).start()
+    try:
+        request = recover_request(kubectl, kube_namespace, "old")
+        lost = {"from": rfc3339(NOW - 720 * HOUR), "to": rfc3339(NOW - 720 * HOUR + HOUR / 60)}
+        message = f"Events from {lost['from']} to {lost['to']} are beyond Stripe's retention."
+        patch_status(
+            kubectl,
+            kube_namespace,
+            "old",
+            {
+                "recovery": {"request": request, "gaps": [], "lost": [lost]},
+                "conditions": [
+                    {
+                        **condition(constants.CONDITION_RECOVERED, "False", "BeyondRetention"),
+                        "message": message,
+                        "lastTransitionTime": rfc3339(NOW),
+                    }
+                ],
+            },
+        )
+    finally:
+        code, error = follow.join()
+    assert code == plugin.EXIT_BEYOND_RETENTION
+    assert error.startswith(
+        f"Recovery of '{kube_namespace}/old' done, but the events from {lost['from']} to "
+        f"{lost['to']} were beyond Stripe's 30-day retention and cannot be recovered"
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_recover_times_out_with_exit_3_when_no_operator_takes_the_request(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_webhook(kubectl, kube_namespace, "unattended")
+    code, out, err = run_plugin(
+        kube_cluster,
+        ["recover", "unattended", "-n", kube_namespace, "--since", "1h", "--timeout", "1500ms"],
+        capsys,
+    )
+    assert code == plugin.EXIT_TIMEOUT
+    assert "Requested recovery of StripeWebhook" in out
+    assert "waiting for the operator to take the request" in out
+    assert err.startswith(
+        f"error: Timed out waiting for the operator to take the recovery request of "
+        f"'{kube_namespace}/unattended'"
+    )
