@@ -111,7 +111,7 @@ def delivering(work: Pass) -> None:
     rt.recovery.saw_delivering(work.key, seen)
     recovery = dict(_recovery(work))
     if gaps.checkpoint_due(recovery, now):
-        recovery["checkedAt"] = rfc3339(seen)
+        recovery[gaps.CHECKED_AT] = rfc3339(seen)
         _stage(work, recovery)
     elif cond.find(work.status.get("conditions"), c.CONDITION_RECOVERED) is None:
         _stage(work, recovery)

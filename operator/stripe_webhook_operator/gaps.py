@@ -8,6 +8,7 @@ functions from what is stored and what was observed to what is stored next.
       lost: [{from, to}],          # intervals beyond Stripe's retention (at most 10)
       eventsRecovered: int, lastRecoveryTime: RFC 3339,
       checkedAt: RFC 3339,         # the endpoint last seen delivering, as made durable
+      scannedUntil: RFC 3339,      # failed deliveries scanned up to here, as made durable
     }
 
 A gap without `to` is still open: the endpoint does not deliver yet (created disabled, disabled
@@ -366,10 +367,35 @@ def invalid_request(message: str) -> cond.Condition:
     return cond.Condition(c.CONDITION_RECOVERED, cond.FALSE, INVALID_REQUEST, message)
 
 
-def checkpoint_due(recovery: Mapping[str, Any] | None, now: datetime) -> bool:
-    """Whether the durable "seen delivering" stamp is old enough to be written again."""
-    stamp = _time((recovery or {}).get("checkedAt"))
+CHECKED_AT: Final = "checkedAt"
+SCANNED_UNTIL: Final = "scannedUntil"
+
+
+def checkpoint_due(
+    recovery: Mapping[str, Any] | None, now: datetime, field: str = CHECKED_AT
+) -> bool:
+    """Whether a durable stamp (`checkedAt`, `scannedUntil`) is old enough to be written
+    again: at most once per CHECKPOINT_EVERY, so that a healthy webhook's status stays still."""
+    stamp = _time((recovery or {}).get(field))
     return stamp is None or now - stamp >= CHECKPOINT_EVERY
+
+
+def scanned_until(recovery: Mapping[str, Any] | None) -> datetime | None:
+    """Return up to when failed deliveries were scanned, as last made durable."""
+    return _time((recovery or {}).get(SCANNED_UNTIL))
+
+
+def scanned(
+    recovery: Mapping[str, Any] | None, moments: Sequence[datetime], until: datetime
+) -> dict[str, Any]:
+    """Return `status.recovery` after a scan up to `until` found failed deliveries created at
+    `moments` (one `DeliveryFailed` gap spanning them), its stamp rewritten when due."""
+    result = dict(recovery or {})
+    if moments:
+        result = open_gap(result, min(moments), DELIVERY_FAILED, max(moments))
+    if checkpoint_due(recovery, until, SCANNED_UNTIL):
+        result[SCANNED_UNTIL] = rfc3339(until)
+    return result
 
 
 def seen_delivering(
@@ -379,4 +405,4 @@ def seen_delivering(
     remembers, else the durable stamp, else `fallback` (the resource's creation)."""
     if remembered is not None:
         return remembered
-    return _time((recovery or {}).get("checkedAt")) or fallback
+    return _time((recovery or {}).get(CHECKED_AT)) or fallback

@@ -32,6 +32,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
@@ -287,7 +288,7 @@ class Recoveries:
         rt = self.rt
         now = rt.clock()
         since = account.scanned_until or min(
-            gaps.seen_delivering(w.recovery, self.seen(w.key), w.created) for w in webhooks
+            gaps.scanned_until(w.recovery) or w.created for w in webhooks
         )
         until = now - SCAN_LAG
         if until <= since:
@@ -305,14 +306,9 @@ class Recoveries:
         for webhook in webhooks:
             mine = [created_at(e) for e in failed if e.get("type") in webhook.types]
             mine = [moment for moment in mine if moment >= webhook.created]
-            if mine:
-                await self._update(
-                    webhook.key,
-                    lambda recovery, mine=mine: gaps.open_gap(
-                        recovery, min(mine), gaps.DELIVERY_FAILED, max(mine)
-                    ),
-                )
-                recorded = True
+            if mine or gaps.checkpoint_due(webhook.recovery, now, gaps.SCANNED_UNTIL):
+                await self._update(webhook.key, partial(gaps.scanned, moments=mine, until=until))
+                recorded = recorded or bool(mine)
         return recorded
 
     # 2. retention -----------------------------------------------------------------------------

@@ -174,3 +174,14 @@ def test_seen_delivering_prefers_memory_then_the_stamp_then_the_creation() -> No
     assert gaps.seen_delivering({}, None, at(-999)) == at(-999)
     assert not gaps.checkpoint_due(stamp, NOW)
     assert gaps.checkpoint_due(stamp, at(-30) + gaps.CHECKPOINT_EVERY)
+
+
+def test_a_scan_records_one_gap_over_its_failed_deliveries_and_stamps_it_hourly() -> None:
+    recovery = gaps.scanned({}, [at(-3), at(-9), at(-5)], NOW)
+    (gap,) = gaps.read_gaps(recovery)
+    assert (gap.start, gap.end, gap.reasons) == (at(-9), at(-3), (gaps.DELIVERY_FAILED,))
+    assert gaps.scanned_until(recovery) == NOW
+    # Within the hour the stamp stays (status is not rewritten for it); after, it moves.
+    assert gaps.scanned(recovery, [], at(30)) == recovery
+    later = NOW + gaps.CHECKPOINT_EVERY
+    assert gaps.scanned_until(gaps.scanned(recovery, [], later)) == later
