@@ -117,6 +117,16 @@ def _plain(obj: Any) -> dict[str, Any]:
     return dict(obj)
 
 
+def _raw_items(page: Any) -> list[dict[str, Any]]:
+    """Return a list page's items as Stripe sent them (JSON values, not stripe-python's
+    objects, which turn decimal strings into Decimals)."""
+    response = getattr(page, "last_response", None)
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        return [dict(item) for item in data["data"]]
+    return [item.to_dict(for_json=True) for item in page.data or []]
+
+
 def to_endpoint(raw: Any) -> StripeEndpoint:
     """Return the operator's view of a stripe-python WebhookEndpoint (its secret is dropped)."""
     obj = _plain(raw)
@@ -306,7 +316,7 @@ class StripeGateway:
                 "list_events",
                 lambda params=params: service.list_async(params),  # type: ignore[misc]
             )
-            items = [_plain(item) for item in page.data or []]
+            items = _raw_items(page)
             events.extend(items)
             if not page.has_more or not items:
                 break
