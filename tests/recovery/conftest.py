@@ -13,8 +13,7 @@ from devstack.project.receiver_process import FedReceiver
 from devstack.project.recovery.stage import RecoveryStage
 from devstack.project.scene import Scene
 from devstack.stripe_emulator.fixtures import StripeTarget, own_emulator
-from tests.operator.conftest import scene, stripewebhook_crd
-from tests.operator.test_rotation import receiver
+from tests.operator.conftest import receiver, scene, stripewebhook_crd
 
 __all__ = ["receiver", "scene", "stripewebhook_crd"]
 

@@ -37,6 +37,13 @@ def kubectl_stripe(
     )
 
 
+def recover(
+    stage: RecoveryStage, kubeconfig: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl stripe recover NAME -n NAMESPACE OPTIONS` for the stage's webhook."""
+    return kubectl_stripe(kubeconfig, "recover", stage.name, "-n", stage.scene.namespace, *options)
+
+
 def restore_older_copy(stage: RecoveryStage, backup: Path, changes: int) -> None:
     """Copy the receiver's database, make `changes` changes it applies, then put the copy
     back: the receiver has forgotten every one of them."""
@@ -64,17 +71,7 @@ def test_restored_database_then_recover_since_applies_every_change_once(
     stage.change(10)
     restore_older_copy(stage, tmp_path / "backup.db", CHANGES)
 
-    done = kubectl_stripe(
-        kube_cluster.kubeconfig,
-        "recover",
-        stage.name,
-        "-n",
-        stage.scene.namespace,
-        "--since",
-        "15m",
-        "--timeout",
-        "3m",
-    )
+    done = recover(stage, kube_cluster.kubeconfig, "--since", "15m", "--timeout", "3m")
     assert done.returncode == 0, done.stderr
     assert f"Requested recovery of StripeWebhook '{stage.webhook}'" in done.stdout
     assert "done: no gap open" in done.stdout
@@ -102,16 +99,7 @@ def test_operator_sigkilled_in_the_middle_of_a_recovery_loses_and_doubles_nothin
     stage.subscribe(5)
     restore_older_copy(stage, tmp_path / "backup.db", MANY)
 
-    asked = kubectl_stripe(
-        kube_cluster.kubeconfig,
-        "recover",
-        stage.name,
-        "-n",
-        stage.scene.namespace,
-        "--since",
-        "15m",
-        "--no-wait",
-    )
+    asked = recover(stage, kube_cluster.kubeconfig, "--since", "15m", "--no-wait")
     assert asked.returncode == 0, asked.stderr
     poll("the recovery under way", lambda: stage.applied_count() >= MANY // 5, timeout=120)
     stage.operators[-1].kill()

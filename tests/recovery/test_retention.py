@@ -17,7 +17,7 @@ from devstack.project.recovery.stage import RecoveryStage
 from stripe_webhook_operator import constants as c
 from stripe_webhook_operator.gaps import BEYOND_RETENTION
 from stripe_webhook_operator.times import parse_timestamp, rfc3339
-from tests.recovery.test_restore import kubectl_stripe
+from tests.recovery.test_restore import kubectl_stripe, recover
 
 pytestmark = pytest.mark.integration
 
@@ -44,15 +44,7 @@ def test_gap_beyond_retention_is_reported_with_its_interval(
     stage.change(RECENT_CHANGES)
 
     # The plugin refuses an interval it knows is beyond retention, saying what to write...
-    refused = kubectl_stripe(
-        kube_cluster.kubeconfig,
-        "recover",
-        stage.name,
-        "-n",
-        stage.scene.namespace,
-        "--since",
-        "768h",
-    )
+    refused = recover(stage, kube_cluster.kubeconfig, "--since", "768h")
     assert refused.returncode == 2
     assert "Stripe keeps events for 30 days only; write at most '720h'" in refused.stderr
     # ...so the request reaching 32 days back is written as the annotations themselves.

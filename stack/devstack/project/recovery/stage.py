@@ -51,6 +51,7 @@ class RecoveryStage:
     types: tuple[str, ...] = (UPDATED,)
     operators: list[OperatorProcess] = field(default_factory=list)
     subscription_ids: list[str] = field(default_factory=list)
+    changes: int = 0
 
     @property
     def webhook(self) -> str:
@@ -147,17 +148,25 @@ class RecoveryStage:
         client = self.scene.client()
         ids = self.subscription_ids
         assert ids, "subscribe() first"
+        # Numbered across calls: an update that changes nothing emits no event.
+        first, self.changes = self.changes, self.changes + count
 
         def update(n: int) -> None:
             client.v1.subscriptions.update(ids[n % len(ids)], params={"metadata": {"n": str(n)}})
 
         if threads == 1:
-            for n in range(count):
+            for n in range(first, first + count):
                 update(n)
         else:
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(update, range(count)))
+                list(pool.map(update, range(first, first + count)))
         return count
+
+    def updates(self) -> list[dict[str, Any]]:
+        """The account's `customer.subscription.updated` events from the emulator's own log,
+        oldest first, each with its delivery state per endpoint (`deliveries`)."""
+        log = self.scene.stripe.event_log(self.scene.api_key)
+        return [event for event in log if event["type"] == UPDATED]
 
     def settle(self, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until Stripe has no delivery in progress; return every attempt."""
