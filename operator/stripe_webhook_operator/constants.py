@@ -65,6 +65,8 @@ ROTATION_STEP_IDLE: Final = "Idle"
 ROTATION_STEP_OVERLAP: Final = "Overlap"
 # The `stripe.operator.dev/rotate` value the current or last rotation serves (status field).
 STATUS_ROTATION_REQUEST: Final = "rotationRequest"
+# Where the recovery gaps, the last handled recover request and the lost intervals live.
+STATUS_RECOVERY: Final = "recovery"
 
 # Added by the operator: the endpoint's secret version (so a replayed or leftover endpoint is
 # recognised), the release valve for a resource whose API key is gone, and the receiver's key.

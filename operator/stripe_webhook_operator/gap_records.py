@@ -25,7 +25,7 @@ from stripe_webhook_operator.times import parse_timestamp, rfc3339
 
 logger = logging.getLogger(__name__)
 
-STATUS_KEY = "recovery"
+STATUS_KEY = c.STATUS_RECOVERY
 
 
 def _recovery(work: Pass) -> Mapping[str, Any]:

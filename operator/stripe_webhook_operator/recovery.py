@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STATUS_KEY: Final = "recovery"
+STATUS_KEY: Final = c.STATUS_RECOVERY
 # Events this recent may still be on their way from Stripe: the next scan looks at them.
 SCAN_LAG: Final = timedelta(seconds=5)
 # The wait after a round that failed on Stripe's or the API server's side.
