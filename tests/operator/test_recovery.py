@@ -218,3 +218,37 @@ def test_an_unreadable_since_is_reported_and_changes_nothing_else(
     assert "request" not in body["status"]["recovery"]
     assert not body["status"]["recovery"].get("gaps")
     assert "InvalidRecoverRequest" in scene.event_reasons("shop")
+
+
+def test_what_is_older_than_the_retention_is_reported_lost_and_the_rest_recovered(
+    scene: Scene, receiver: FedReceiver
+) -> None:
+    # A retention of two minutes stands in for Stripe's 30 days.
+    operator = start_operator(scene, receiver, "--event-retention=2m")
+    recovered_webhook(scene, receiver)
+    missed, since = subscription_change(scene)
+    request_recovery(scene, ["shop"], since - timedelta(minutes=10), "too-far-back")
+
+    body = condition_reason(scene, "shop", "BeyondRetention", c.CONDITION_RECOVERED)
+    (lost,) = body["status"]["recovery"]["lost"]
+    assert lost["from"] == rfc3339(since - timedelta(minutes=10))
+    assert lost["from"] in condition(body, c.CONDITION_RECOVERED)["message"]
+    warning = poll(
+        "the BeyondRetention Event",
+        lambda: [e for e in scene.events("shop") if e["reason"] == "BeyondRetention"],
+    )
+    assert warning[0]["type"] == "Warning"
+    assert lost["from"] in warning[0]["message"]
+    # The part Stripe still keeps is recovered all the same.
+    assert poll("the rest redelivered", lambda: not recovery(scene, "shop").get("gaps"))
+    assert missed in received(receiver, scene, "shop")
+    counter = (
+        "stripe_webhook_operator_recovery_beyond_retention_total"
+        f'{{namespace="{scene.namespace}",webhook="shop"}} 1.0'
+    )
+    assert counter in operator.metrics()
+
+    # A new request acknowledges the loss.
+    request_recovery(scene, ["shop"], since, "acknowledged")
+    found = gaps_closed(scene, "shop")
+    assert found["lost"] == []
