@@ -20,13 +20,14 @@ SUBSCRIBERS = 3
 CHANGES = 30
 
 
-def assert_balanced(stage: RecoveryStage, at_least: int) -> None:
+def assert_balanced(stage: RecoveryStage, created: int) -> None:
+    """Once recovery is done, each of the `created` changes was applied once, none lost."""
     stage.settle()
-    books = stage.wait_balanced()
+    stage.wait_balanced()
     stage.wait_closed()
     books = stage.books()
     print(f"{stage.webhook}: {books.summary()}")
-    assert len(books.emitted) >= at_least
+    assert len(books.emitted) == created
     assert books.problems() == {}
     assert books.beyond_retention == []
 
@@ -69,7 +70,7 @@ def test_endpoint_disabled_by_stripe_then_re_enabled_by_the_operator(
     stage.scene.stripe.disable_endpoint(endpoint)
     # Changes while disabled: Stripe never sends them, not even once the endpoint is back.
     stage.change(CHANGES)
-    gap = stage.wait_for_gap(DISABLED_BY_STRIPE)
+    stage.wait_for_gap(DISABLED_BY_STRIPE)
     client = stage.scene.client()
     poll(
         "the operator re-enabling the endpoint",
@@ -83,10 +84,8 @@ def test_endpoint_disabled_by_stripe_then_re_enabled_by_the_operator(
         if e["type"] == "customer.subscription.updated" and endpoint not in e["deliveries"]
     ]
     assert unsent, "no change was made while the endpoint was disabled"
-    assert gap["reason"]
 
     assert_balanced(stage, CHANGES + 10)
-    assert c.CONDITION_RECOVERED in {item["type"] for item in stage.body()["status"]["conditions"]}
 
 
 def test_changes_while_a_new_webhook_waits_for_its_secret_to_propagate(
