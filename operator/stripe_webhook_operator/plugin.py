@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help=(
             "the start of the interval: how far back, as a duration such as '48h', or an "
-            "RFC 3339 time such as '2026-11-30T12:00:00Z'; at most 30 days back"
+            "RFC 3339 time such as '2026-11-30T12:00:00Z'; at most 719h back (Stripe keeps "
+            "events 30 days)"
         ),
     )
     recover.add_argument(

@@ -31,7 +31,12 @@ from stripe_webhook_operator.times import (
     rfc3339,
 )
 
-RETENTION_TEXT: Final = format_duration(RETENTION.total_seconds())  # '720h'
+# How far back `--since` may reach: an hour short of Stripe's 30 days, so that the start is
+# still within them when the operator takes the request and lists its events (at exactly 30
+# days, the seconds before that are already gone and reported lost).
+MARGIN: Final = timedelta(hours=1)
+FURTHEST: Final = RETENTION - MARGIN
+FURTHEST_TEXT: Final = format_duration(FURTHEST.total_seconds())  # '719h'
 _RFC3339: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 )
@@ -77,11 +82,11 @@ def recovery_since(text: str, now: datetime) -> datetime:
         raise ValueError(
             f"`--since` '{text}' is neither a duration nor an RFC 3339 time; {example}."
         )
-    if now - since > RETENTION:
+    if now - since > FURTHEST:
         raise ValueError(
-            f"`--since` '{text}' is more than {RETENTION_TEXT} (30 days) ago and Stripe keeps "
-            f"events for 30 days only; write at most '{RETENTION_TEXT}', or a time after "
-            f"{rfc3339(now - RETENTION)}."
+            f"`--since` '{text}' is more than {FURTHEST_TEXT} ago and Stripe keeps events for "
+            f"30 days only (older ones cannot be recovered); write at most '{FURTHEST_TEXT}', "
+            f"or a time after {rfc3339(now - FURTHEST)}."
         )
     return since
 

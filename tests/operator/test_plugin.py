@@ -345,7 +345,7 @@ def test_since_is_a_duration_back_from_the_injected_clock_or_an_rfc3339_time() -
     assert plugin_recovery.recovery_since(rfc3339(moment), NOW) == moment
     offset = moment.astimezone(datetime.timezone(datetime.timedelta(hours=2)))
     assert plugin_recovery.recovery_since(offset.isoformat(), NOW) == moment
-    assert plugin_recovery.recovery_since("720h", NOW) == NOW - datetime.timedelta(days=30)
+    assert plugin_recovery.recovery_since("719h", NOW) == NOW - datetime.timedelta(hours=719)
 
 
 @pytest.mark.parametrize(
@@ -356,9 +356,9 @@ def test_since_is_a_duration_back_from_the_injected_clock_or_an_rfc3339_time() -
         ("2031-05-04", "is neither a duration nor an RFC 3339 time"),
         ("2031-05-04T20:00:00", "is neither a duration nor an RFC 3339 time"),
         ("0", "must be longer than 0"),
-        ("721h", "is more than 720h (30 days) ago and Stripe keeps events for 30 days only"),
+        ("720h", "is more than 719h ago and Stripe keeps events for 30 days only"),
         ("2031-05-04T22:00:00Z", "is in the future (it is now 2031-05-04T21:00:00Z)"),
-        ("2031-04-01T00:00:00Z", "write at most '720h', or a time after 2031-04-04T21:00:00Z"),
+        ("2031-04-01T00:00:00Z", "write at most '719h', or a time after 2031-04-04T22:00:00Z"),
     ],
 )
 def test_bad_since_says_what_to_write(since: str, complaint: str) -> None:
@@ -877,11 +877,11 @@ def test_recover_reaching_beyond_retention_exits_4_with_the_lost_interval(
     kube_cluster: Any, kubectl: Kubectl, kube_namespace: str
 ) -> None:
     create_webhook(kubectl, kube_namespace, "old")
-    argv = ["recover", "old", "-n", kube_namespace, "--since", "720h", "--timeout", "2m"]
+    argv = ["recover", "old", "-n", kube_namespace, "--since", "719h", "--timeout", "2m"]
     follow = PluginThread(kube_cluster, argv).start()
     try:
         request = recover_request(kubectl, kube_namespace, "old")
-        lost = {"from": rfc3339(NOW - 720 * HOUR), "to": rfc3339(NOW - 720 * HOUR + HOUR / 60)}
+        lost = {"from": rfc3339(NOW - 719 * HOUR), "to": rfc3339(NOW - 719 * HOUR + HOUR / 60)}
         message = f"Events from {lost['from']} to {lost['to']} are beyond Stripe's retention."
         patch_status(
             kubectl,
