@@ -39,6 +39,7 @@ from stripe_webhook_operator.constants import (
 )
 from stripe_webhook_operator.exceptions import (
     EXIT_API_ERROR,
+    EXIT_BEYOND_RETENTION,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
@@ -60,7 +61,6 @@ __all__ = [
 ]
 
 MAX_OVERLAP_SECONDS = 720 * 3600.0
-EXIT_BEYOND_RETENTION = 4  # interim: moves to exceptions.py
 
 
 # --- arguments --------------------------------------------------------------------------------

@@ -16,14 +16,10 @@ from stripe_webhook_operator.constants import (
     ANNOTATION_RECOVER,
     ANNOTATION_RECOVER_SINCE,
     CONDITION_RECOVERED,
+    STATUS_RECOVERY,
 )
 from stripe_webhook_operator.gaps import BEYOND_RETENTION, RETENTION
-from stripe_webhook_operator.plugin_view import (
-    NONE,
-    STATUS_RECOVERY,
-    condition_cell,
-    format_table,
-)
+from stripe_webhook_operator.plugin_view import NONE, condition_cell, format_table
 from stripe_webhook_operator.times import (
     format_duration,
     parse_duration,

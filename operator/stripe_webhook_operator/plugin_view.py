@@ -17,11 +17,11 @@ from stripe_webhook_operator.constants import (
     CONDITION_SYNCED,
     ROTATION_STEP_IDLE,
     ROTATION_STEP_OVERLAP,
+    STATUS_RECOVERY,
     STATUS_ROTATION_REQUEST,
 )
 from stripe_webhook_operator.times import parse_timestamp
 
-STATUS_RECOVERY = "recovery"  # interim: moves to constants.py
 NONE = "<none>"
 STATUS_HEADERS = (
     "NAMESPACE",
