@@ -270,12 +270,21 @@ def backoff(attempts: int, base: timedelta) -> timedelta:
     return min(wait, BACKOFF_CAP)
 
 
-def failed(gap: Gap, first_unanswered: datetime | None, now: datetime, base: timedelta) -> Gap:
-    """Return `gap` after a try in which not every event got a definite answer: it resumes at
-    the first event without one, and waits for its next attempt."""
+def failed(
+    gap: Gap,
+    first_unanswered: datetime | None,
+    now: datetime,
+    base: timedelta,
+    listed: int = 0,
+    answered: int = 0,
+) -> Gap:
+    """Return `gap` after a try in which not every one of its `listed` events got a definite
+    answer (`answered` did): it resumes at the first event without one, and waits for its next
+    attempt."""
     attempts = gap.attempts + 1
     start = max(gap.start, first_unanswered) if first_unanswered is not None else gap.start
-    return Gap(start, gap.end, gap.reasons, attempts, now + backoff(attempts, base), 0, 0)
+    wait = now + backoff(attempts, base)
+    return Gap(start, gap.end, gap.reasons, attempts, wait, listed, answered)
 
 
 def covering(gaps: Iterable[Gap]) -> tuple[datetime, datetime] | None:

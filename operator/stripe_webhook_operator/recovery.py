@@ -380,17 +380,8 @@ class Recoveries:
                     continue  # closed
                 errors.append(error)
                 base = timedelta(seconds=rt.settings.recovery_retry)
-                retried = gaps.failed(gap, first_unanswered, rt.clock(), base)
                 result.append(
-                    Gap(
-                        retried.start,
-                        retried.end,
-                        retried.reasons,
-                        retried.attempts,
-                        retried.next_attempt,
-                        len(missed),
-                        answered,
-                    )
+                    gaps.failed(gap, first_unanswered, rt.clock(), base, len(missed), answered)
                 )
             recovery = gaps.with_gaps(webhook.recovery, result)
             recovery["eventsRecovered"] = int(recovery.get("eventsRecovered") or 0) + recovered

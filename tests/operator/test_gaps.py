@@ -185,3 +185,11 @@ def test_a_scan_records_one_gap_over_its_failed_deliveries_and_stamps_it_hourly(
     assert gaps.scanned(recovery, [], at(30)) == recovery
     later = NOW + gaps.CHECKPOINT_EVERY
     assert gaps.scanned_until(gaps.scanned(recovery, [], later)) == later
+
+
+def test_a_failed_attempt_keeps_what_it_listed_and_answered() -> None:
+    gap = Gap(at(-30), at(-10), (gaps.REQUESTED,))
+    retried = gaps.failed(gap, at(-20), NOW, MINUTE, listed=7, answered=4)
+    assert (retried.listed, retried.answered) == (7, 4)
+    (stored_gap,) = gaps.with_gaps({}, [retried])["gaps"]
+    assert (stored_gap["listed"], stored_gap["answered"]) == (7, 4)
