@@ -13,11 +13,17 @@ interval the operator reported as lost.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.project.rotation.tally import PROCESSED, processed_event_ids, receiver_records
+from devstack.project.rotation.tally import (
+    PROCESSED,
+    ReceiverRecord,
+    processed_event_ids,
+    receiver_records,
+)
 from devstack.stripe_emulator.fixtures import StripeTarget
 
 
@@ -49,6 +55,34 @@ class Books:
         )
 
 
+def count_books(
+    log: Sequence[Mapping[str, Any]],
+    records: Sequence[ReceiverRecord],
+    processed: set[str],
+    types: tuple[str, ...],
+    *,
+    created_from: int | None = None,
+) -> Books:
+    """Count the books from the emulator's event `log` and the receiver's delivery `records`
+    and `processed` ids of one webhook, over the events of `types` (created at or after
+    `created_from` when given)."""
+    counted = [
+        event
+        for event in log
+        if event["type"] in types and (created_from is None or event["created"] >= created_from)
+    ]
+    retained = {str(event["id"]) for event in counted if event["retained"]}
+    applied = Counter(record.event_id for record in records if record.outcome in PROCESSED)
+    every_id = {str(event["id"]) for event in log}
+    return Books(
+        emitted=sorted(str(event["id"]) for event in counted),
+        lost=sorted(event_id for event_id in retained if event_id not in processed),
+        applied_twice=sorted(str(e) for e, times in applied.items() if times > 1),
+        unknown=sorted(processed - every_id),
+        beyond_retention=[dict(event) for event in counted if not event["retained"]],
+    )
+
+
 def balance(
     stripe: StripeTarget,
     api_key: str,
@@ -58,24 +92,12 @@ def balance(
     *,
     created_from: int | None = None,
 ) -> Books:
-    """Count one webhook's books: the account's events of `types` (created at or after
-    `created_from`, Unix seconds on the account's clock, when given) against the receiver's
-    SQLite `database`."""
-    everything = stripe.event_log(api_key)
-    log = [
-        event
-        for event in everything
-        if event["type"] in types and (created_from is None or event["created"] >= created_from)
-    ]
-    retained = {str(event["id"]) for event in log if event["retained"]}
-    records = receiver_records(database, webhook)
-    processed = processed_event_ids(database, webhook)
-    applied = Counter(record.event_id for record in records if record.outcome in PROCESSED)
-    every_id = {str(event["id"]) for event in everything}
-    return Books(
-        emitted=sorted(str(event["id"]) for event in log),
-        lost=sorted(event_id for event_id in retained if event_id not in processed),
-        applied_twice=sorted(str(e) for e, times in applied.items() if times > 1),
-        unknown=sorted(processed - every_id),
-        beyond_retention=[event for event in log if not event["retained"]],
+    """Count one webhook's books now: the account's event log from the emulator against the
+    receiver's SQLite `database`."""
+    return count_books(
+        stripe.event_log(api_key),
+        receiver_records(database, webhook),
+        processed_event_ids(database, webhook),
+        types,
+        created_from=created_from,
     )
