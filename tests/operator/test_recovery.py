@@ -1,8 +1,9 @@
 """Recovery on the local stack, the operator's side of it: a new endpoint that waited disabled
 gets the events created meanwhile redelivered; one Events API listing serves every webhook of
-an account; a delivery without a definite answer keeps its gap and is retried; a restart in the
-middle of a gap forgets nothing (the gap is in status). The done-when scenarios, counted against
-the emulator's event log, are tests/recovery's."""
+an account; a delivery answered 5xx, or not at all, keeps its gap and is retried; a restart in
+the middle of a gap forgets nothing (the gap is in status); what is older than the retention is
+reported lost and the rest recovered; an unreadable request changes nothing but the condition.
+The done-when scenarios, counted against the emulator's event log, are tests/recovery's."""
 
 from __future__ import annotations
 
@@ -146,7 +147,40 @@ def test_one_listing_per_account_serves_every_webhook(scene: Scene, receiver: Fe
     assert 1 <= calls.get(LISTING, 0) <= 2, calls
 
 
-def test_a_delivery_without_a_definite_answer_keeps_the_gap_and_is_retried(
+def retried_twice(scene: Scene, name: str) -> dict[str, Any]:
+    """Wait until the first gap of `name` has failed twice; return status.recovery."""
+
+    def check() -> dict[str, Any] | None:
+        found = recovery(scene, name)
+        gaps = found.get("gaps") or []
+        return found if gaps and gaps[0].get("attempts", 0) >= 2 else None
+
+    return poll("the gap retried", check)
+
+
+def test_a_5xx_answer_keeps_the_gap_and_it_is_retried(scene: Scene, receiver: FedReceiver) -> None:
+    start_operator(scene, receiver)
+    recovered_webhook(scene, receiver)
+    missed, since = subscription_change(scene)
+    # The receiver's database, locked by another writer: it answers 503 `unavailable`.
+    lock = sqlite3.connect(receiver.database, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        request_recovery(scene, ["shop"], since, "database-locked")
+        found = retried_twice(scene, "shop")
+        assert found["gaps"][0]["nextAttemptAt"]
+        assert found["lastError"] == "the receiver answered 503"
+        recovered = condition(scene.webhook("shop"), c.CONDITION_RECOVERED)
+        assert recovered["reason"] == "RetryingGap"
+        assert "503" in recovered["message"]
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    gaps_closed(scene, "shop")
+    assert missed in received(receiver, scene, "shop")
+
+
+def test_a_delivery_without_an_answer_keeps_the_gap_and_is_retried(
     scene: Scene, receiver: FedReceiver
 ) -> None:
     start_operator(scene, receiver)
@@ -156,12 +190,7 @@ def test_a_delivery_without_a_definite_answer_keeps_the_gap_and_is_retried(
 
     request_recovery(scene, ["shop"], since, "while-down")
 
-    def retried() -> dict[str, Any] | None:
-        found = recovery(scene, "shop")
-        gaps = found.get("gaps") or []
-        return found if gaps and gaps[0].get("attempts", 0) >= 2 else None
-
-    found = poll("the gap retried", retried)
+    found = retried_twice(scene, "shop")
     assert found["gaps"][0]["nextAttemptAt"]
     # The 422 Stripe got for the event (no receipt yet) makes it a failed delivery too.
     assert "Requested" in found["gaps"][0]["reason"].split(",")
