@@ -1,17 +1,23 @@
 """`kubectl stripe`: the kubectl plugin for cluster admins (console script `kubectl-stripe`).
 
     kubectl stripe rotate NAME [-n NS] [--overlap 1h] [--wait] [--timeout 10m]
+    kubectl stripe recover NAME [-n NS] --since 48h|2026-11-30T12:00:00Z [--no-wait] [--timeout 10m]
     kubectl stripe status [NAME] [-n NS | -A]
 
 `rotate` asks the operator for a new signing secret by writing a fresh value into the
 `stripe.operator.dev/rotate` annotation (the operator starts one rotation per new value), and
-with `--wait` follows `status` until the new endpoint is live. `status` prints one line per
-StripeWebhook. Both read the current kubeconfig (`--kubeconfig`, else `KUBECONFIG`, else
-~/.kube/config) and its current context (`--context`), and call the API server through the
-operator's own Kubernetes client (kube.py).
+with `--wait` follows `status` until the new endpoint is live. `recover` asks the operator to
+redeliver every event since a moment (after a receiver's database was restored from a backup,
+say) by writing a fresh `stripe.operator.dev/recover` value and the interval's start into
+`stripe.operator.dev/recover-since`, then follows `status.recovery` until the gap it recorded
+is closed. `status` prints one line per StripeWebhook, then its open recovery gaps. All read
+the current kubeconfig (`--kubeconfig`, else `KUBECONFIG`, else ~/.kube/config) and its
+current context (`--context`), and call the API server through the operator's own Kubernetes
+client (kube.py).
 
 Exit codes: 0 done; 1 the cluster refused or could not be reached; 2 bad arguments;
-3 `--wait` timed out (the rotation goes on in the background).
+3 waiting timed out (the rotation or recovery goes on in the background); 4 the recovery
+reached events beyond Stripe's 30-day retention (they are lost; the interval is printed).
 """
 
 from __future__ import annotations
@@ -25,19 +31,34 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
-from stripe_webhook_operator.constants import ANNOTATION_ROTATE, ANNOTATION_ROTATE_OVERLAP
+from stripe_webhook_operator import plugin_recovery
+from stripe_webhook_operator.constants import (
+    ANNOTATION_RECOVER,
+    ANNOTATION_ROTATE,
+    ANNOTATION_ROTATE_OVERLAP,
+)
 from stripe_webhook_operator.exceptions import (
     EXIT_API_ERROR,
+    EXIT_BEYOND_RETENTION,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
     PluginError,
 )
 from stripe_webhook_operator.plugin_cluster import Cluster
+from stripe_webhook_operator.plugin_recovery import RecoveryProgress, recover_annotations
 from stripe_webhook_operator.plugin_view import RotationProgress, done_sentence, status_table
 from stripe_webhook_operator.times import Clock, parse_duration, rfc3339, utc_now
 
-__all__ = ["EXIT_API_ERROR", "EXIT_OK", "EXIT_TIMEOUT", "EXIT_USAGE", "PluginError", "main"]
+__all__ = [
+    "EXIT_API_ERROR",
+    "EXIT_BEYOND_RETENTION",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "PluginError",
+    "main",
+]
 
 MAX_OVERLAP_SECONDS = 720 * 3600.0
 
@@ -88,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="kubectl stripe",
-        description="Rotate and inspect StripeWebhook signing secrets.",
+        description=(
+            "Rotate StripeWebhook signing secrets, recover undelivered events, and inspect both."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -120,10 +143,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long --wait waits, as a duration (default 10m)",
     )
 
+    recover = commands.add_parser(
+        "recover",
+        parents=[connection],
+        help="redeliver the events since a moment to the receiver",
+        description=(
+            "Ask the operator to list the StripeWebhook's events since a moment from Stripe's "
+            "Events API and deliver each to the receiver again (it ignores those it has), "
+            "e.g. after restoring the receiver's database from a backup; then wait until "
+            "every one got a definite answer."
+        ),
+    )
+    recover.add_argument("name", metavar="NAME", help="the StripeWebhook")
+    recover.add_argument(
+        "--since",
+        required=True,
+        help=(
+            "the start of the interval: how far back, as a duration such as '48h', or an "
+            "RFC 3339 time such as '2026-11-30T12:00:00Z'; at most 719h back (Stripe keeps "
+            "events 30 days)"
+        ),
+    )
+    recover.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="only record the request; the operator recovers in the background",
+    )
+    recover.add_argument(
+        "--timeout",
+        type=_argparse_type(_timeout_argument),
+        default=600.0,
+        help="how long to wait for the recovery, as a duration (default 10m)",
+    )
+
     status = commands.add_parser(
         "status",
         parents=[connection],
-        help="show endpoint, secret version, conditions and rotation step of StripeWebhooks",
+        help=(
+            "show endpoint, secret version, conditions, rotation step and open recovery gaps "
+            "of StripeWebhooks"
+        ),
     )
     status.add_argument("name", metavar="NAME", nargs="?", help="only this StripeWebhook")
     status.add_argument(
@@ -133,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def new_rotate_value(previous: str | None, now: datetime) -> str:
-    """Return a value for the rotate annotation that differs from `previous`.
+    """Return a value for a request annotation (rotate, recover) that differs from `previous`.
 
-    A UTC timestamp tells people when the rotation was asked for; a suffix keeps two requests
+    A UTC timestamp tells people when the request was made; a suffix keeps two requests
     within the same microsecond distinct.
     """
     value = rfc3339(now, microseconds=True)
@@ -175,6 +235,7 @@ async def run_status(cluster: Cluster, args: argparse.Namespace, out: Callable[[
         out(f"No StripeWebhooks found in {where}.\n")
         return EXIT_OK
     out(status_table(webhooks))
+    out(plugin_recovery.gaps_table(webhooks))
     return EXIT_OK
 
 
@@ -249,6 +310,120 @@ async def _wait_for_rotation(
     )
 
 
+def recover_since(args: argparse.Namespace, now: Clock) -> datetime:
+    """Return the start of the interval `recover --since` asks for, or raise a usage error
+    saying what to write (checked before the cluster is contacted)."""
+    try:
+        return plugin_recovery.recovery_since(args.since, now())
+    except ValueError as exc:
+        raise PluginError(str(exc), EXIT_USAGE) from exc
+
+
+async def run_recover(
+    cluster: Cluster,
+    args: argparse.Namespace,
+    out: Callable[[str], None],
+    now: Clock,
+    poll_interval: float = 1.0,
+) -> int:
+    """Request a recovery of the events since `--since` and, unless `--no-wait`, follow it
+    until the gap it recorded is closed."""
+    since = recover_since(args, now)
+    moment = now()
+    namespace = args.namespace or cluster.default_namespace
+    webhook = await cluster.get(namespace, args.name)
+    annotations = (webhook.get("metadata") or {}).get("annotations") or {}
+    start = RecoveryProgress.from_status(webhook.get("status") or {})
+    value = new_rotate_value(annotations.get(ANNOTATION_RECOVER), moment)
+    await cluster.annotate(namespace, args.name, recover_annotations(value, since))
+    out(
+        f"Requested recovery of StripeWebhook '{namespace}/{args.name}' since {rfc3339(since)} "
+        f"({ANNOTATION_RECOVER}={value}).\n"
+    )
+    if not args.wait:
+        return EXIT_OK
+    follow = _RecoveryFollow(cluster, namespace, args.name, value, since, start, out, now)
+    return await follow.run(args.timeout, poll_interval)
+
+
+class _RecoveryFollow:
+    """`recover` waiting: polls the StripeWebhook until the operator took the request and no
+    open gap holds any moment since `since`, printing each new progress line."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        name: str,
+        request: str,
+        since: datetime,
+        start: RecoveryProgress,
+        out: Callable[[str], None],
+        now: Clock,
+    ) -> None:
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+        self.request, self.since, self.start = request, since, start
+        self.out, self.now = out, now
+        # When the request was first seen handled: gaps opened after it are other incidents.
+        self.handled_at: datetime | None = None
+
+    async def run(self, wait_seconds: float, poll_interval: float) -> int:
+        deadline = time.monotonic() + wait_seconds
+        last_line = ""
+        progress = self.start
+        # Bounded twice: by the deadline and by a count, in case the clock misbehaves.
+        for _ in range(int(wait_seconds / poll_interval) + 2):
+            webhook = await self.cluster.get(self.namespace, self.name)
+            progress = RecoveryProgress.from_status(webhook.get("status") or {})
+            if self.handled_at is None and progress.handled(self.request):
+                self.handled_at = self.now()
+            until = self.handled_at or self.now()
+            line = progress.describe(self.request, self.since, until)
+            if line != last_line:
+                self.out(f"  {line}\n")
+                last_line = line
+            if self.handled_at is not None and not progress.open_gaps(self.since, until):
+                return self._finish(progress, until)
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(poll_interval, max(deadline - time.monotonic(), 0.0)))
+        raise PluginError(self._timeout_sentence(progress), EXIT_TIMEOUT)
+
+    def _finish(self, progress: RecoveryProgress, until: datetime) -> int:
+        lost = progress.lost_between(self.since, until)
+        if lost or progress.beyond_retention:
+            raise PluginError(
+                plugin_recovery.lost_sentence(
+                    self.namespace, self.name, lost, progress.recovered_message
+                ),
+                EXIT_BEYOND_RETENTION,
+            )
+        self.out(
+            plugin_recovery.done_sentence(
+                self.namespace, self.name, self.since, self.start, progress
+            )
+        )
+        return EXIT_OK
+
+    def _timeout_sentence(self, progress: RecoveryProgress) -> str:
+        where = f"'{self.namespace}/{self.name}'"
+        follow = f"follow it with `kubectl stripe status {self.name} -n {self.namespace}`"
+        if self.handled_at is None:
+            return (
+                f"Timed out waiting for the operator to take the recovery request of {where} "
+                f"(`status.recovery.request` is still '{progress.request or ''}'); check that "
+                f"the operator runs, then {follow}."
+            )
+        gaps = progress.open_gaps(self.since, self.handled_at)
+        answered = sum(gap.answered for gap in gaps)
+        listed = sum(gap.listed for gap in gaps)
+        return (
+            f"Timed out waiting for the recovery of {where} ({len(gaps)} gaps still open, "
+            f"{answered} of {listed} events listed answered; Recovered {progress.recovered}); "
+            f"it goes on in the background: {follow}."
+        )
+
+
 def _fail(message: str, exit_code: int) -> NoReturn:
     sys.stderr.write(f"error: {message}\n")
     sys.exit(exit_code)
@@ -256,9 +431,13 @@ def _fail(message: str, exit_code: int) -> NoReturn:
 
 async def run(args: argparse.Namespace, out: Callable[[str], None], now: Clock = utc_now) -> int:
     """Carry out the parsed command `args`, writing to `out`; return the exit code."""
+    if args.command == "recover":
+        recover_since(args, now)  # a bad `--since` is refused before any connection
     async with Cluster(args.kubeconfig, args.context) as cluster:
         if args.command == "rotate":
             return await run_rotate(cluster, args, out, now)
+        if args.command == "recover":
+            return await run_recover(cluster, args, out, now)
         return await run_status(cluster, args, out)
 
 
@@ -275,4 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted; a rotation already requested goes on in the background.", 130)
+        _fail(
+            "interrupted; a rotation or recovery already requested goes on in the background.",
+            130,
+        )
