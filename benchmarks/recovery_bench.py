@@ -500,9 +500,51 @@ def document(o: Outcome, options: Options) -> str:
         "",
         listings_table(o),
         "",
-        *report.closing_sections(facts + versions, []),
+        *report.closing_sections(facts + versions, notes(o)),
     ]
     return "\n".join(parts)
+
+
+def notes(o: Outcome) -> list[str]:
+    """What bounds each part of the time, from the run's own figures."""
+    rate = min(EMULATOR_RATE, OPERATOR_RATE)
+    listing = list_floor_seconds(o.events, rate)
+    delivering = o.last_delivery_after - o.first_delivery_after
+    found = [
+        f"Listing: the first redelivery came {o.first_delivery_after:.1f} s after the gap was "
+        f"recorded, against the rate limit's {listing:.1f} s. A round waits 1 s first (so that "
+        "the webhooks of an account asking together share one listing), then pages one call "
+        "after another: a cursor is the previous page's last id, so the pages cannot overlap, "
+        "and each page costs what the server takes for it, here the emulator's own time per "
+        "page below (it filters the account's every event for each call, in Python, on the "
+        "same two cores). At that cost sequential paging stays under the 25 calls/s the "
+        "limit allows; against Stripe its latency per call bounds it the same way.",
+    ]
+    by_how = {x.how: x for x in o.listings}
+    raw, parsed = by_how.get("raw JSON (httpx)"), by_how.get("stripe-python objects")
+    if raw and parsed:
+        found.append(
+            f"stripe-python's objects cost {parsed.ms_per_page - raw.ms_per_page:.0f} ms per "
+            f"page on top of the emulator's {raw.ms_per_page:.0f} ms: the operator built them "
+            "for every page and then read the JSON beside them; it now reads the JSON only "
+            "(`stripe_api.list_events`)."
+        )
+    rates = {r.in_flight: r.per_second for r in o.rates}
+    if delivering > 0:
+        found.append(
+            f"Delivering: {o.events / delivering:.0f} events/s between the first and the last "
+            "redelivery, one POST at a time (oldest first, each signed as Stripe signs it), "
+            f"against the receiver's {rates.get(1, 0):.0f}/s one at a time and "
+            f"{rates.get(PROBE_CONCURRENCY, 0):.0f}/s with {PROBE_CONCURRENCY} in flight, "
+            "measured afterwards: operator, receiver and emulator share the two cores with the "
+            "machine's other work (the load averages above), so their CPU bounds it."
+        )
+    found.append(
+        "The Stripe calls are counted from the recover request to the gap closed: the listing "
+        "of the gap, and the rounds' scans for failed deliveries (`delivery_success=false`, "
+        "one call each when nothing failed)."
+    )
+    return found
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
