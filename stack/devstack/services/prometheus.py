@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
-from devstack.processes import ManagedProcess, StackError, free_port
+from devstack.processes import Forwarded, ManagedProcess, Node, StackError, free_port
 
 START_TIMEOUT = 30.0
 BINARY = "prometheus"
@@ -33,27 +33,6 @@ def prometheus_binary() -> Path:
             "(or `apt-get install prometheus`)."
         )
     return Path(found)
-
-
-class Forwarded(Protocol):
-    def url(self, index: int = 0, scheme: str = "http") -> str: ...
-
-    def stop(self) -> None: ...
-
-
-class Node(Protocol):
-    """What Prometheus needs of a node: to run inside it, and a way in from the host."""
-
-    def run_inside(
-        self,
-        name: str,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> ManagedProcess: ...
-
-    def expose(self, host: str, port: int) -> Forwarded: ...
 
 
 class PrometheusServer:
