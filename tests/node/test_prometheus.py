@@ -67,19 +67,21 @@ def prometheus(
     assert not pid_running(pid)
 
 
+def component(pod: dict[str, Any]) -> str:
+    return str((pod["metadata"].get("labels") or {}).get("app.kubernetes.io/component", ""))
+
+
 def serving(release: ChartRelease) -> dict[str, dict[str, Any]]:
-    """The release's Pods behind its Services (running, not on their way out), by name."""
+    """The operator and receiver Pods behind the release's Services (running, not on their
+    way out), by name."""
     raw = release.kubectl("get", "pods", "-n", release.namespace, "-o", "json").stdout
     return {
         item["metadata"]["name"]: item
         for item in json.loads(raw)["items"]
-        if item["status"].get("phase") == "Running"
+        if component(item) in COMPONENTS
+        and item["status"].get("phase") == "Running"
         and not item["metadata"].get("deletionTimestamp")
     }
-
-
-def component(pod: dict[str, Any]) -> str:
-    return str(pod["metadata"]["labels"]["app.kubernetes.io/component"])
 
 
 def scraped(server: PrometheusServer) -> list[dict[str, Any]]:
@@ -214,8 +216,8 @@ def test_a_deleted_receiver_pods_target_goes_and_its_replacements_comes(
         lambda: receiver_targets(server) == {new: "up"},
         timeout=120,
     )
-    # The old target's series ended (Prometheus marks them stale), the new one's is up.
-    assert server.query(f'up{{pod="{old}"}}') == []
+    # The old target's series end (Prometheus marks them stale when it drops the target).
+    server.wait_for("the old Pod's series ended", lambda: not server.query(f'up{{pod="{old}"}}'))
     assert [item["value"][1] for item in server.query(f'up{{pod="{new}"}}')] == ["1"]
     published = prometheus.discovery.published(release.namespace)
     assert old not in {group["labels"].get("__meta_kubernetes_pod_name") for group in published}
