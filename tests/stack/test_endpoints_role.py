@@ -1,14 +1,27 @@
 """What the stack hands Prometheus in place of its Kubernetes discovery (role `endpoints`):
 targets computed from Endpoints, Services and Pods as the API server lists them, with the meta
-labels the Prometheus Operator's relabelling reads; and the file_sd files they go into."""
+labels the Prometheus Operator's relabelling reads; the file_sd files they go into; and a real
+Prometheus labelling them as the ServiceMonitor describes."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from devstack.project.receiver_process import ReceiverProcess
 from devstack.services.endpoints_role import target_groups
-from devstack.services.scrape_config import FileDiscovery
+from devstack.services.prometheus import PrometheusServer
+from devstack.services.scrape_config import (
+    FileDiscovery,
+    prometheus_config,
+    render_chart,
+    service_monitors,
+)
+from tests.receiver.layout import project
 
 NAMESPACE = "stripe-system"
 SERVICE = "swo-receiver"
@@ -162,3 +175,84 @@ def test_a_file_is_rewritten_only_when_its_targets_change(tmp_path: Path) -> Non
     assert discovery.publish_groups(NAMESPACE, [])
     assert discovery.published(NAMESPACE) == []
     assert discovery.published("elsewhere") == []
+
+
+def chart_pod(manifests: list[Any], name: str, ip: str, port: int) -> dict[str, Any]:
+    """A Pod of the rendered receiver Deployment, running at `ip` with its `http` container
+    port at `port`, and one more container port that no Service names."""
+    deployment = next(
+        m
+        for m in manifests
+        if m.get("kind") == "Deployment"
+        and m["metadata"]["labels"]["app.kubernetes.io/component"] == "receiver"
+    )
+    template = copy.deepcopy(deployment["spec"]["template"])
+    (container,) = [c for c in template["spec"]["containers"] if c["name"] == "receiver"]
+    container["ports"] = [
+        {"name": "http", "containerPort": port, "protocol": "TCP"},
+        {"name": "debug", "containerPort": 9, "protocol": "TCP"},
+    ]
+    return {
+        "metadata": {**template["metadata"], "name": name, "namespace": NAMESPACE},
+        "spec": {**template["spec"], "nodeName": "devstack-node"},
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+@pytest.mark.integration
+def test_prometheus_relabels_the_endpoints_role_targets_as_the_service_monitor_does(
+    start_prometheus: Callable[[str], PrometheusServer], tmp_path: Path
+) -> None:
+    secrets_dir = tmp_path / "secrets"
+    project(secrets_dir, {})
+    receiver = ReceiverProcess(tmp_path, secrets_dir, f"sqlite:///{tmp_path}/r.db").start()
+    try:
+        manifests = render_chart(
+            NAMESPACE, ["serviceMonitor.interval=1s", "serviceMonitor.scrapeTimeout=1s"]
+        )
+        (chart_service,) = [
+            m
+            for m in manifests
+            if m.get("kind") == "Service"
+            and m["metadata"]["labels"]["app.kubernetes.io/component"] == "receiver"
+        ]
+        name = chart_service["metadata"]["name"]
+        listed = {
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "subsets": [
+                {
+                    "addresses": [address("127.0.0.1", "receiver-a")],
+                    "ports": [{"name": "http", "port": receiver.port, "protocol": "TCP"}],
+                }
+            ],
+        }
+        discovery = FileDiscovery(tmp_path / "targets")
+        discovery.publish_groups(
+            NAMESPACE,
+            target_groups(
+                [listed],
+                [chart_service],
+                [chart_pod(manifests, "receiver-a", "127.0.0.1", receiver.port)],
+            ),
+        )
+        config = prometheus_config(service_monitors(manifests), discovery, scrape_interval="1s")
+        server = start_prometheus(config)
+        [target] = server.wait_until_scraped(1)
+        assert target["labels"] == {
+            "job": "receiver",
+            "namespace": NAMESPACE,
+            "pod": "receiver-a",
+            "service": name,
+            "container": "receiver",
+            "endpoint": "http",
+            "instance": f"127.0.0.1:{receiver.port}",
+        }
+        # The container port no Service names was discovered, and dropped by the job.
+        dropped = server.api("targets", state="dropped")["droppedTargets"]
+        assert "127.0.0.1:9" in {t["discoveredLabels"]["__address__"] for t in dropped}
+    finally:
+        receiver.stop()
