@@ -84,6 +84,10 @@ def serving(release: ChartRelease) -> dict[str, dict[str, Any]]:
     }
 
 
+def receivers(release: ChartRelease) -> list[str]:
+    return [name for name, pod in serving(release).items() if component(pod) == "receiver"]
+
+
 def scraped(server: PrometheusServer) -> list[dict[str, Any]]:
     """The targets of the ServiceMonitor jobs."""
     return [t for t in server.active_targets() if t["scrapePool"].startswith("serviceMonitor/")]
@@ -208,14 +212,12 @@ def test_a_deleted_receiver_pods_target_goes_and_its_replacements_comes(
     prometheus: NodePrometheus, release: ChartRelease
 ) -> None:
     server = prometheus.server
-    (old,) = release.receiver_pods()
+    (old,) = receivers(release)
     server.wait_for("the receiver Pod scraped", lambda: receiver_targets(server) == {old: "up"})
     release.kubectl("delete", "pod", old, "-n", release.namespace, "--wait=false")
-    new = poll(
-        "a new receiver Pod running",
-        lambda: [name for name in release.receiver_pods() if name != old],
-        timeout=120,
-    )[0]
+    (new,) = poll(
+        "a new receiver Pod running", lambda: [n for n in receivers(release) if n != old], 120
+    )
     server.wait_for(
         "the new Pod's target up, the old one's gone",
         lambda: receiver_targets(server) == {new: "up"},
