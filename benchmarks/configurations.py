@@ -132,6 +132,8 @@ class Configuration:
         self.secret = f"whsec_{secrets.token_urlsafe(24)}"
         # When set, the next server started runs under cProfile and writes its stats here.
         self.profile_path: Path | None = None
+        # When set, the next server started logs its pauses here (benchmarks/pauses.py).
+        self.pauses_path: Path | None = None
 
     def pool_spec(self, subscriptions: Sequence[str]) -> PoolSpec:
         return PoolSpec(self.secret, subscriptions, WEBHOOK_PATH)
@@ -161,6 +163,14 @@ class Configuration:
     def _profiler(self) -> list[str]:
         """Return what runs a Python program under cProfile (its main thread), if a profile
         is wanted."""
+        if self.pauses_path is not None:
+            return [
+                str(VENV_BIN / "python"),
+                "-m",
+                "benchmarks.pauses",
+                "--log",
+                str(self.pauses_path),
+            ]
         if self.profile_path is None:
             return []
         return [str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(self.profile_path)]

@@ -48,6 +48,8 @@ from benchmarks.configurations import (
 from benchmarks.events import subscription_ids, write_pool
 from benchmarks.loadgen import result_from_json
 from benchmarks.measurements import LoadResult, Spread, ratio
+from benchmarks.pauses import PAUSE_MS, Pauses
+from benchmarks.pauses import summary as pause_summary
 from benchmarks.profiles import top_functions
 from benchmarks.wrk import run_wrk
 from devstack.processes import REPO_ROOT, VENV_BIN, StackError
@@ -109,6 +111,8 @@ class RunRecord:
 class Results:
     runs: dict[str, list[RunRecord]] = field(default_factory=dict)
     half: dict[str, list[LoadResult]] = field(default_factory=dict)
+    # Pauses logged by the server in each fixed-rate run (benchmarks/pauses.py), by kind.
+    pauses: dict[str, list[dict[str, Pauses]]] = field(default_factory=dict)
     # Rows stored by each fixed-rate run, beside its 2xx answers (warm-up included).
     half_rows: dict[str, list[tuple[int, int | None]]] = field(default_factory=dict)
     half_rate: dict[str, float] = field(default_factory=dict)
@@ -204,9 +208,16 @@ class Bench:
         """Start `config` and load it at `rate` requests/s with the Python load generator;
         return the result, the 2xx answers of the whole run and the rows it stored."""
         seconds = self.options.seconds
-        running = config.start(100 + repeat, self.subscriptions)
+        pauses = self.workdir / f"pauses-{config.key}-{repeat}.log"
+        config.pauses_path = pauses
         try:
+            running = config.start(100 + repeat, self.subscriptions)
+        finally:
+            config.pauses_path = None
+        try:
+            # The pauses of the fixed-rate run only, not of the start or the warm-up.
             warm = self.load(config, running, WARMUP_SECONDS, self.options.connections)
+            pauses.write_text("")
             # Open loop sends exactly rate x seconds requests: the pool holds them all.
             size = math.ceil(rate * seconds) + 1
             pool = self.pool(config, size, f"{config.key}-fixed")
@@ -239,6 +250,7 @@ class Bench:
         finally:
             running.stop()
         result = result_from_json(done.stdout.strip().splitlines()[-1])
+        self.results.pauses.setdefault(config.key, []).append(pause_summary(pauses))
         return result, warm.ok + result.ok, config.stored(running)
 
     def profile(self, config: Configuration) -> tuple[LoadResult, str]:
@@ -535,6 +547,21 @@ def half_table(results: Results, configs: Sequence[Configuration]) -> str:
     )
 
 
+def pauses_table(results: Results, configs: Sequence[Configuration]) -> str:
+    """Pauses over PAUSE_MS in the fixed-rate runs, by kind, per repeat: count, total, max."""
+    rows = []
+    for config in configs:
+        for repeat, found in enumerate(results.pauses.get(config.key, []), start=1):
+            kinds = ("gc0", "gc1", "gc2", "commit")
+            cells = [
+                f"{p.count} / {p.total_ms:,.0f} / {p.max_ms:,.1f}" if (p := found.get(k)) else "0"
+                for k in kinds
+            ]
+            rows.append([config.label, str(repeat), *cells])
+    headers = ["configuration", "repeat", "gc0", "gc1", "gc2", "commit group"]
+    return report.markdown_table(headers, rows)
+
+
 def document(
     results: Results, configs: Sequence[Configuration], options: Options, placement: Placement
 ) -> str:
@@ -579,6 +606,14 @@ def document(
         "is charged to the server.",
         "",
         half_table(results, configs),
+        "",
+        f"Pauses of at least {PAUSE_MS:g} ms the server logged during those runs "
+        "(benchmarks/pauses.py): count / total ms / longest ms. A collection stops the event "
+        "loop; a commit group makes its requests wait (SQLite: COMMIT's fsync, and any WAL "
+        "checkpoint inside it; PostgreSQL: the group's transactions). Wall-clock times, so "
+        "on a busy machine they include waiting for a CPU.",
+        "",
+        pauses_table(results, configs),
         "",
         *profile_sections(results, configs),
         *report.closing_sections(facts + versions, results.notes),
