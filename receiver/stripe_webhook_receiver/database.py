@@ -219,23 +219,67 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-class SqliteDatabase:
+class _GroupQueue:
+    """What both databases share: units submitted on the event loop wait in a queue for the
+    next commit group, which each database's `_commit_loop` task forms and runs."""
+
+    _committer_name = "committer"
+
+    def __init__(self) -> None:
+        self._pending: list[_Job] = []
+        self._wakeup: asyncio.Event | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
+        """Run `unit` in the next commit group; return once that group has committed (and,
+        unless `durable` is false, is on disk)."""
+        return await self._submit(unit, None, durable)
+
+    async def run_pair(self, first: Unit[A], then: Then[A, T]) -> T:
+        """Commit `first` (not waiting for the disk), then run `then` with its result in a
+        second transaction; return once that one is on disk (see the module docstring)."""
+        return await self._submit(first, then, True)
+
+    async def _submit(self, first: Unit[Any], then: Then[Any, T] | None, durable: bool) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Job(first, then, future, durable))
+        if self._committer is None or self._committer.done():
+            self._wakeup = asyncio.Event()
+            self._committer = loop.create_task(self._commit_loop(), name=self._committer_name)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await future
+
+    async def _commit_loop(self) -> None:
+        raise NotImplementedError
+
+    async def _stop_committer(self) -> None:
+        """Let the queued and running groups finish, then stop the committer."""
+        if self._committer is not None and self._wakeup is not None:
+            self._closing = True
+            self._wakeup.set()
+            # On a timeout, wait_for cancels the committer.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._committer, CLOSE_TIMEOUT)
+
+
+class SqliteDatabase(_GroupQueue):
     """An SQLite file in WAL mode whose units run in groups, each group one commit."""
 
     dialect = "sqlite"
+    _committer_name = "sqlite-committer"
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
         self._connection: sqlite3.Connection | None = None
         self._durable = True
         # Held while the connection is in use: by the committer (across the commit it hands
         # to the worker thread) or by `run_sync`.
         self._lock = threading.Lock()
-        self._pending: list[_Job] = []
-        self._wakeup: asyncio.Event | None = None
-        self._committer: asyncio.Task[None] | None = None
         self._flusher = _Flusher("sqlite-commit")
-        self._closing = False
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -260,27 +304,6 @@ class SqliteDatabase:
             with contextlib.suppress(sqlite3.Error):
                 self._connection.close()
             self._connection = None
-
-    async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
-        """Run `unit` in the next commit group; return once that group has committed (and,
-        unless `durable` is false, is on disk)."""
-        return await self._submit(unit, None, durable)
-
-    async def run_pair(self, first: Unit[A], then: Then[A, T]) -> T:
-        """Commit `first` (not waiting for the disk), then run `then` with its result in a
-        second transaction; return once that one is on disk (see the module docstring)."""
-        return await self._submit(first, then, True)
-
-    async def _submit(self, first: Unit[Any], then: Then[Any, T] | None, durable: bool) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending.append(_Job(first, then, future, durable))
-        if self._committer is None or self._committer.done():
-            self._wakeup = asyncio.Event()
-            self._committer = loop.create_task(self._commit_loop(), name="sqlite-committer")
-        assert self._wakeup is not None
-        self._wakeup.set()
-        return await future
 
     async def _commit_loop(self) -> None:
         # Units run here, on the event loop, and take microseconds; only the commit's fsync
@@ -384,13 +407,7 @@ class SqliteDatabase:
 
     async def aclose(self) -> None:
         """Let the queued and running groups finish, stop the committer, close the file."""
-        if self._committer is not None and self._wakeup is not None:
-            self._closing = True
-            self._wakeup.set()
-            # On a timeout, wait_for cancels the committer.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._committer, CLOSE_TIMEOUT)
-
+        await self._stop_committer()
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:
@@ -453,24 +470,22 @@ def _translate(exc: Exception) -> BaseException:
     return exc
 
 
-class PostgresDatabase:
+class PostgresDatabase(_GroupQueue):
     """A PostgreSQL database shared by every replica, used through a small connection pool;
     units submitted from the event loop run in commit groups (see the module docstring)."""
 
     dialect = "postgresql"
+    _committer_name = "postgres-committer"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(PG_POOL_SIZE)
-        self._pending: list[_Job] = []
-        self._wakeup: asyncio.Event | None = None
-        self._committer: asyncio.Task[None] | None = None
         self._workers = [_Flusher("postgres-commit") for _ in range(PG_LANES)]
         self._idle_workers = list(self._workers)
         self._lanes: asyncio.Semaphore | None = None
         self._groups: set[asyncio.Task[None]] = set()
-        self._closing = False
 
     def _acquire(self) -> psycopg.Connection[Any]:
         try:
@@ -520,26 +535,6 @@ class PostgresDatabase:
     def run_sync(self, unit: Unit[T], durable: bool = True) -> T:
         """Run `unit` in a transaction of its own on a pooled connection."""
         return self._with_connection(lambda c: self._transaction(c, unit, durable))
-
-    async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
-        """Run `unit` in the next commit group; return once that group has committed."""
-        return await self._submit(unit, None, durable)
-
-    async def run_pair(self, first: Unit[A], then: Then[A, T]) -> T:
-        """Commit `first` (not waiting for the disk), then `then` with its result, durably,
-        in the next commit group (see the module docstring)."""
-        return await self._submit(first, then, True)
-
-    async def _submit(self, first: Unit[Any], then: Then[Any, T] | None, durable: bool) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending.append(_Job(first, then, future, durable))
-        if self._committer is None or self._committer.done():
-            self._wakeup = asyncio.Event()
-            self._committer = loop.create_task(self._commit_loop(), name="postgres-committer")
-        assert self._wakeup is not None
-        self._wakeup.set()
-        return await future
 
     async def _commit_loop(self) -> None:
         # Up to PG_LANES groups at a time: whatever arrives while every lane is busy forms the
@@ -630,11 +625,7 @@ class PostgresDatabase:
 
     async def aclose(self) -> None:
         """Let the queued groups finish, stop the committer, close the pooled connections."""
-        if self._committer is not None and self._wakeup is not None:
-            self._closing = True
-            self._wakeup.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._committer, CLOSE_TIMEOUT)
+        await self._stop_committer()
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:
