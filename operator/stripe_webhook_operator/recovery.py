@@ -2,7 +2,8 @@
 delivered to the receiver as Stripe would have delivered them.
 
 One loop per Stripe account (not per webhook) wakes every `--recovery-interval`, or at once
-when a pass closes a gap or records a request (gap_records.py). Each round:
+when a pass closes a gap or records a request (gap_records.py); the posting of one event and
+the reading of its answer are redelivery.py's. Each round:
 
 1. scans the account's events that some endpoint has not been delivered (`delivery_success=
    false`) since the last scan, and records a `DeliveryFailed` gap in each webhook that wants
@@ -26,10 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -39,11 +39,18 @@ import httpx
 
 from stripe_webhook_operator import conditions as cond
 from stripe_webhook_operator import constants as c
-from stripe_webhook_operator import event_signing, gaps, manifests, metrics
+from stripe_webhook_operator import gaps, manifests, metrics, redelivery
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.exceptions import OperatorError
 from stripe_webhook_operator.gaps import Gap
 from stripe_webhook_operator.kube import post_event
+from stripe_webhook_operator.redelivery import (
+    Answer,
+    covered,
+    created_at,
+    events_in,
+    listing_window,
+)
 from stripe_webhook_operator.secret_value import SecretValue
 from stripe_webhook_operator.times import parse_timestamp, rfc3339
 
@@ -62,57 +69,6 @@ ROUND_RETRY: Final = 15.0
 GATHER: Final = 1.0
 
 WebhookKey = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The receiver's answer to one redelivery: definite, or why not (no secret in it)."""
-
-    definite: bool
-    detail: str
-    unavailable: bool = False  # no point sending the rest now
-
-
-def judge(status: int | None, body: bytes) -> Answer:
-    """Return whether the receiver's answer settles an event: 2xx, or 422 with the code
-    `receipt_not_found` (stored for replay once the receipt comes)."""
-    if status is None:
-        return Answer(False, "the receiver could not be reached", unavailable=True)
-    if 200 <= status < 300:
-        return Answer(True, f"{status}")
-    if status == 422:
-        code = None
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
-            code = json.loads(body).get("error", {}).get("code")
-        if code == "receipt_not_found":
-            return Answer(True, "422 receipt_not_found")
-        return Answer(False, f"the receiver answered 422 ({code or 'no code'})")
-    return Answer(False, f"the receiver answered {status}", unavailable=status >= 500)
-
-
-def created_at(event: Mapping[str, Any]) -> datetime:
-    return datetime.fromtimestamp(int(event.get("created") or 0), UTC)
-
-
-def events_in(
-    gap: Gap, events: Iterable[Mapping[str, Any]], types: Sequence[str]
-) -> list[Mapping[str, Any]]:
-    """Return the listed events a webhook wanting `types` missed in `gap`, oldest first."""
-    return [e for e in events if e.get("type") in types and gap.holds(created_at(e))]
-
-
-def listing_window(due: Iterable[Gap]) -> tuple[int, int] | None:
-    """Return the Unix seconds [gte, lte] one listing needs to cover every gap in `due`."""
-    span = gaps.covering(due)
-    if span is None:
-        return None
-    return math.floor(span[0].timestamp()), math.ceil(span[1].timestamp())
-
-
-def covered(gap: Gap, window: tuple[int, int]) -> bool:
-    """Whether the listing of `window` holds every event of the (closed) `gap`."""
-    assert gap.end is not None
-    return window[0] <= gap.start.timestamp() and gap.end.timestamp() <= window[1]
 
 
 @dataclass
@@ -415,21 +371,10 @@ class Recoveries:
         self, key: WebhookKey, event: Mapping[str, Any], secret: SecretValue
     ) -> Answer:
         """Post one event to the receiver's webhook path, signed as Stripe signs it."""
-        rt = self.rt
-        assert rt.settings.receiver_url is not None
-        payload = json.dumps(event, separators=(",", ":")).encode()
-        header = event_signing.signature_header(payload, secret, int(rt.clock().timestamp()))
-        url = f"{rt.settings.receiver_url}/webhooks/{key[0]}/{key[1]}"
-        try:
-            response = await rt.http.post(
-                url,
-                content=payload,
-                headers={"Content-Type": "application/json", "Stripe-Signature": header},
-            )
-        except httpx.HTTPError as exc:
-            logger.info("%s/%s: redelivery failed (%s)", *key, type(exc).__name__)
-            return judge(None, b"")
-        return judge(response.status_code, response.content)
+        assert self.rt.settings.receiver_url is not None
+        return await redelivery.post(
+            self.rt.http, self.rt.settings.receiver_url, key, event, secret, self.rt.clock()
+        )
 
     # status ---------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stripe_webhook_operator import gaps, recovery
+from stripe_webhook_operator import gaps, recovery, redelivery
 from stripe_webhook_operator.gaps import Gap
 from stripe_webhook_operator.runtime import Runtime
 from stripe_webhook_operator.secret_value import SecretValue
@@ -28,22 +28,22 @@ def event(ident: str, seconds_ago: int, kind: str = UPDATED) -> dict[str, object
 
 
 def test_2xx_and_a_stored_receipt_not_found_are_definite_answers() -> None:
-    assert recovery.judge(200, b"{}").definite
-    assert recovery.judge(204, b"").definite
+    assert redelivery.judge(200, b"{}").definite
+    assert redelivery.judge(204, b"").definite
     stored = json.dumps({"error": {"code": "receipt_not_found", "message": "..."}}).encode()
-    assert recovery.judge(422, stored).definite
+    assert redelivery.judge(422, stored).definite
 
 
 def test_other_answers_are_retried_and_5xx_or_no_answer_stop_the_rest() -> None:
     other_422 = json.dumps({"error": {"code": "something_else"}}).encode()
-    assert not recovery.judge(422, other_422).definite
-    assert not recovery.judge(422, b"not json").definite
-    refused = recovery.judge(400, b"{}")
+    assert not redelivery.judge(422, other_422).definite
+    assert not redelivery.judge(422, b"not json").definite
+    refused = redelivery.judge(400, b"{}")
     assert not refused.definite
     assert not refused.unavailable
     assert "400" in refused.detail
-    assert recovery.judge(503, b"").unavailable
-    assert recovery.judge(None, b"").unavailable
+    assert redelivery.judge(503, b"").unavailable
+    assert redelivery.judge(None, b"").unavailable
 
 
 def test_a_gap_gets_the_listed_events_of_its_interval_and_its_types() -> None:
@@ -55,24 +55,24 @@ def test_a_gap_gets_the_listed_events_of_its_interval_and_its_types() -> None:
         event("evt_last", 10),
         event("evt_after", 5),
     ]
-    assert [e["id"] for e in recovery.events_in(gap, listed, (UPDATED,))] == [
+    assert [e["id"] for e in redelivery.events_in(gap, listed, (UPDATED,))] == [
         "evt_first",
         "evt_last",
     ]
-    both = recovery.events_in(gap, listed, (UPDATED, DELETED))
+    both = redelivery.events_in(gap, listed, (UPDATED, DELETED))
     assert [e["id"] for e in both] == ["evt_first", "evt_deleted", "evt_last"]
 
 
 def test_one_window_covers_every_due_gap_of_the_account() -> None:
     first = Gap(NOW - timedelta(hours=3), NOW - timedelta(hours=2), (gaps.DELIVERY_FAILED,))
     second = Gap(NOW - timedelta(minutes=5, microseconds=500), NOW, (gaps.REQUESTED,))
-    window = recovery.listing_window([first, second])
+    window = redelivery.listing_window([first, second])
     assert window == (int(first.start.timestamp()), int(NOW.timestamp()))
-    assert recovery.covered(first, window)
-    assert recovery.covered(second, window)
-    assert recovery.listing_window([Gap(NOW, None, (gaps.NOT_YET_ENABLED,))]) is None
+    assert redelivery.covered(first, window)
+    assert redelivery.covered(second, window)
+    assert redelivery.listing_window([Gap(NOW, None, (gaps.NOT_YET_ENABLED,))]) is None
     later = Gap(NOW, NOW + timedelta(seconds=5), (gaps.REQUESTED,))
-    assert not recovery.covered(later, window)
+    assert not redelivery.covered(later, window)
 
 
 class CountingRecoveries(recovery.Recoveries):
