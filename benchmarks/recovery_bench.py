@@ -46,11 +46,13 @@ import httpx
 from benchmarks import report
 from devstack.cluster.control_plane import ControlPlane
 from devstack.cluster.kubectl import Kubectl
-from devstack.processes import REPO_ROOT, poll
+from devstack.processes import REPO_ROOT, VENV_BIN, poll
 from devstack.project.objects import apply_crd
+from devstack.project.operator_process import OperatorProcess
 from devstack.project.receiver_process import FedReceiver
 from devstack.project.recovery.books import Books
-from devstack.project.recovery.stage import RecoveryStage, quiet_second
+from devstack.project.recovery.stage import QUICK_RECOVERY, RecoveryStage, quiet_second
+from devstack.project.rotation.run import operator_flags
 from devstack.project.scene import RECEIVER_SECRET, open_scene
 from devstack.stripe_emulator.fixtures import StripeTarget
 from devstack.stripe_emulator.launcher import EmulatorProcess
@@ -77,6 +79,7 @@ class Options:
     output: Path | None
     load_at_start: str
     workdir: Path | None = None
+    profile: bool = False
 
 
 @dataclass
@@ -301,6 +304,40 @@ def fill_gap(stage: RecoveryStage, options: Options) -> tuple[int, float]:
     return since, took
 
 
+def profile_path(options: Options) -> Path:
+    assert options.workdir is not None
+    return options.workdir / "operator.prof"
+
+
+def start_recovering_operator(stage: RecoveryStage, options: Options) -> OperatorProcess:
+    """Start the operator that takes the recover request (under cProfile with `--profile`)."""
+    flags = (f"--stripe-rate={OPERATOR_RATE:g}", "--drift-interval=1h")
+    if not options.profile:
+        return stage.start_operator(*flags)
+    scene = stage.scene
+    operator = OperatorProcess(
+        scene.kubectl.kubeconfig,
+        scene.stripe.base_url,
+        scene.namespace,
+        profile_path(options).parent / "logs",
+        scene.cluster_id,
+        extra_args=(*operator_flags(stage.receiver), *QUICK_RECOVERY, *flags),
+        wrapper=[str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(profile_path(options))],
+        name="operator-profiled",
+    ).start()
+    stage.operators.append(operator)
+    return operator
+
+
+def print_profile(path: Path, lines: int = 25) -> None:
+    """Print the functions the operator spent most of its own time in."""
+    import pstats
+
+    for order in ("tottime", "cumulative"):
+        print(f"    operator profile by {order}:", flush=True)
+        pstats.Stats(str(path)).sort_stats(order).print_stats(lines)
+
+
 def request_recovery(stage: RecoveryStage, since: int) -> str:
     """Write the annotations of `kubectl stripe recover --since` and return the request id."""
     request = rfc3339(datetime.now(UTC), microseconds=True)
@@ -328,7 +365,7 @@ def recover_once(stage: RecoveryStage, options: Options) -> Outcome:
     print(f"    {options.subscribers} subscribers registered", flush=True)
     since, generated = fill_gap(stage, options)
     print(f"    {options.events} updates made in {generated:.1f} s", flush=True)
-    stage.start_operator(f"--stripe-rate={OPERATOR_RATE:g}", "--drift-interval=1h")
+    operator = start_recovering_operator(stage, options)
     time.sleep(3.0)  # the start's own calls (its first scan, the drift check) are not counted
     stripe.reset_stats(api_key)
 
@@ -345,6 +382,9 @@ def recover_once(stage: RecoveryStage, options: Options) -> Outcome:
     closed = time.time()
     stats = stripe.stats(api_key)
     print(f"    gap closed {closed - taken:.1f} s after it was taken", flush=True)
+    if options.profile:
+        operator.stop(timeout=60)  # SIGTERM: cProfile writes its stats as the operator exits
+        print_profile(profile_path(options))
 
     stage.settle(timeout=60)
     books = stage.books(created_from=since)
@@ -556,9 +596,14 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         "--probe-events", type=int, default=1000, help="fresh events posted to time the receiver"
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep files and logs here")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the recovering operator under cProfile (needs --workdir; prints the top)",
+    )
     report.add_output_option(parser)
     args = parser.parse_args(argv)
-    return Options(
+    options = Options(
         events=args.events,
         subscribers=args.subscribers,
         threads=args.threads,
@@ -566,7 +611,11 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         output=report.output_path(args.output),
         load_at_start=report.load_text(),
         workdir=args.workdir,
+        profile=args.profile,
     )
+    if options.profile and options.workdir is None:
+        parser.error("--profile needs --workdir, where the profile is written")
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> Outcome:
