@@ -19,7 +19,8 @@ several in flight (what the receiver can take). Books: the emulator's own event 
 the receiver's tables (stack/devstack/project/recovery/books.py): 0 lost, 0 applied twice.
 
     make bench-recovery      (or: PYTHONPATH=stack .venv/bin/python -m benchmarks.recovery_bench
-                              [--events 10000] [--subscribers 100])
+                              [--events 10000] [--subscribers 100]
+                              [--workdir DIR --profile]: the recovering operator under cProfile)
 """
 
 from __future__ import annotations
