@@ -146,6 +146,10 @@ bench-rotation: install ## Rotations under live traffic: failed deliveries and d
 bench-propagation: install ## New and rotated secrets reaching the receiver Pod, with and without the nudge.
 	$(PY) -m benchmarks.propagation_bench
 
+.PHONY: bench-recovery
+bench-recovery: install ## Recovery of one gap of 10,000 events against the rate-limit floor.
+	$(PY) -m benchmarks.recovery_bench
+
 .PHONY: soak
 soak: install ## Long reliability runs; writes docs/reliability.md.
 	SOAK=1 $(PY) -m pytest tests/reliability -p no:randomly

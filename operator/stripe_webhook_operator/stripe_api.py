@@ -117,16 +117,6 @@ def _plain(obj: Any) -> dict[str, Any]:
     return dict(obj)
 
 
-def _raw_items(page: Any) -> list[dict[str, Any]]:
-    """Return a list page's items as Stripe sent them (JSON values, not stripe-python's
-    objects, which turn decimal strings into Decimals)."""
-    response = getattr(page, "last_response", None)
-    data = getattr(response, "data", None)
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        return [dict(item) for item in data["data"]]
-    return [item.to_dict(for_json=True) for item in page.data or []]
-
-
 def to_endpoint(raw: Any) -> StripeEndpoint:
     """Return the operator's view of a stripe-python WebhookEndpoint (its secret is dropped)."""
     obj = _plain(raw)
@@ -298,8 +288,12 @@ class StripeGateway:
     ) -> list[dict[str, Any]]:
         """Return the account's events of `types` created in [`created_gte`, `created_lte`]
         (Unix seconds), every page, oldest first; with `delivery_success`, only those
-        (`False`: some webhook has not, or not yet, been delivered to)."""
-        service = self._client(api_key).v1.events
+        (`False`: some webhook has not, or not yet, been delivered to).
+
+        Each page is read as the JSON Stripe sent, never built into stripe-python's objects:
+        a recovery lists thousands of events, and building them took as long as the call
+        itself (docs/benchmarks.md, recovery)."""
+        client = self._client(api_key)
         events: list[dict[str, Any]] = []
         starting_after: str | None = None
         for _page in range(10_000):
@@ -312,13 +306,16 @@ class StripeGateway:
                 params["delivery_success"] = delivery_success
             if starting_after:
                 params["starting_after"] = starting_after
-            page: Any = await self._call(
+            answer: Any = await self._call(
                 "list_events",
-                lambda params=params: service.list_async(params),  # type: ignore[misc]
+                lambda params=params: client.raw_request_async(  # type: ignore[misc]
+                    "get", "/v1/events", **params
+                ),
             )
-            items = _raw_items(page)
+            page = answer.data if isinstance(answer.data, dict) else {}
+            items = [dict(item) for item in page.get("data") or []]
             events.extend(items)
-            if not page.has_more or not items:
+            if not page.get("has_more") or not items:
                 break
             starting_after = str(items[-1]["id"])
         # Stripe lists newest first; within a second, its order of creation is the listing's.

@@ -260,3 +260,34 @@ def test_clocks_are_per_account_and_refuse_bad_commands(stripe_emulator: StripeT
         assert refused.json()["error"]["message"]
     stripe_emulator.resume_clock(traveller)
     assert stripe_emulator.clock(traveller)["frozen"] is False
+
+
+def test_an_accounts_rate_limit_is_set_and_lifted_through_the_control_api(
+    stripe_emulator: StripeTarget,
+) -> None:
+    limited, bystander = stripe_emulator.new_api_key(), stripe_emulator.new_api_key()
+    stripe_emulator.set_rate_limit(limited, 2)
+    answers = [
+        httpx.get(f"{stripe_emulator.base_url}/v1/events", auth=(limited, ""), timeout=10)
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in answers].count(429) >= 1
+    assert answers[-1].json()["error"]["code"] == "rate_limit"
+    unlimited = [
+        httpx.get(f"{stripe_emulator.base_url}/v1/events", auth=(bystander, ""), timeout=10)
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in unlimited] == [200] * 4
+    stripe_emulator.set_rate_limit(limited, None)
+    again = [
+        httpx.get(f"{stripe_emulator.base_url}/v1/events", auth=(limited, ""), timeout=10)
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in again] == [200] * 4
+    path = f"{stripe_emulator.base_url}/_emulator/accounts/"
+    path += f"{stripe_emulator.account_id(limited)}/rate_limit"
+    assert httpx.get(path, timeout=10).json() == {"rate": None}
+    for body in ({}, {"rate": 0}, {"rate": "fast"}, {"rate": True}):
+        refused = httpx.post(path, json=body, timeout=10)
+        assert refused.status_code == 400, body
+        assert refused.json()["error"]["message"]

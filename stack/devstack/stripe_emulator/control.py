@@ -13,6 +13,10 @@ and the dashboard actions (disable an endpoint as Stripe does, delete it, roll i
            with the wall clock again -> the clock. It stamps what the account's requests
            create (`created`, periods, `ended_at`) and the events' 30-day retention; delivery
            signatures keep the wall clock
+    GET    /_emulator/accounts/{acct}/rate_limit      {"rate": requests/s | null (unlimited)}
+    POST   /_emulator/accounts/{acct}/rate_limit      {"rate": r | null}: the account's own
+           limit from now on, a full bucket (a benchmark fills an account quickly, then
+           measures at Stripe's limit)
     GET    /_emulator/accounts/{acct}/events          every event ever created, beyond the
            retention too, oldest first: {"data": [{"id", "type", "created", "object",
            "retained", "deliveries": {"we_...": "pending"|"succeeded"|"failed"}}]}
@@ -48,6 +52,7 @@ from starlette.routing import Route
 from devstack.stripe_emulator.accounts import Account, Endpoint, SigningSecret
 from devstack.stripe_emulator.events import newest_events, retained
 from devstack.stripe_emulator.faults import parse_fault
+from devstack.stripe_emulator.limiter import TokenBucket
 from devstack.stripe_emulator.webhook_endpoints import new_secret
 
 if TYPE_CHECKING:
@@ -134,6 +139,17 @@ def control_routes(emulator: Emulator) -> list[Route]:
                 return _problem(400, str(exc))
         return JSONResponse(account.clock.render())
 
+    async def rate_limit(request: Request) -> JSONResponse:
+        account = account_of(request)
+        if isinstance(account, JSONResponse):
+            return account
+        if request.method == "POST":
+            try:
+                _set_rate_limit(account, await request.json())
+            except ValueError as exc:
+                return _problem(400, str(exc))
+        return JSONResponse({"rate": None if account.limiter is None else account.limiter.rate})
+
     async def event_log(request: Request) -> JSONResponse:
         account = account_of(request)
         if isinstance(account, JSONResponse):
@@ -189,6 +205,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/accounts/{account}/stats/reset", account_stats, methods=["POST"]),
         Route("/_emulator/accounts/{account}/deliveries", deliveries),
         Route("/_emulator/accounts/{account}/clock", clock, methods=["GET", "POST"]),
+        Route("/_emulator/accounts/{account}/rate_limit", rate_limit, methods=["GET", "POST"]),
         Route("/_emulator/accounts/{account}/events", event_log),
         Route("/_emulator/faults", add_fault, methods=["POST"]),
         Route("/_emulator/faults", list_faults, methods=["GET"]),
@@ -224,3 +241,17 @@ def _set_clock(account: Account, body: Any) -> None:
         if value < 0:
             raise ValueError("`advance` must not be negative; set an earlier time with `now`.")
         account.clock.advance(value)
+
+
+def _set_rate_limit(account: Account, body: Any) -> None:
+    """Give the account a limit of `rate` requests/s (None: unlimited); raise ValueError with
+    what to send instead."""
+    rate = body.get("rate", ...) if isinstance(body, dict) else ...
+    if rate is None:
+        account.limiter = None
+        return
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+        raise ValueError(
+            'Send {"rate": <requests per second, above 0>} or {"rate": null} for no limit.'
+        )
+    account.limiter = TokenBucket(float(rate))

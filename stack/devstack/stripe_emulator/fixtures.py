@@ -212,6 +212,11 @@ class StripeTarget:
         """Run the account's clock with the wall clock again."""
         self._control("POST", self._clock_path(api_key), json={"resume": True})
 
+    def set_rate_limit(self, api_key: str, rate: float | None) -> None:
+        """Limit the account to `rate` requests per second from now on (None: no limit)."""
+        path = f"/_emulator/accounts/{self._emulator_account(api_key)}/rate_limit"
+        self._control("POST", path, json={"rate": rate})
+
     def _clock_path(self, api_key: str) -> str:
         return f"/_emulator/accounts/{self._emulator_account(api_key)}/clock"
 
