@@ -1,0 +1,391 @@
+"""Faults of the real node under Stripe's traffic, each counted in the reliability ledger
+(docs/reliability.md): containerd restarted, the kubelet restarted, the operator's Pod deleted
+at each step of a rotation, the receiver's aggregated Secret deleted by hand, and the
+receiver's SQLite volume full. Each counts every event Stripe emitted against the receiver's
+books (devstack/project/rotation/tally.py): 0 lost, 0 applied twice."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.node.cluster import NodeCluster
+from devstack.node.network import CLUSTER_DOMAIN
+from devstack.processes import poll
+from devstack.project.rotation.tally import count, processed_event_ids, receiver_records
+from devstack.project.rotation.timeline import EndpointTimeline
+from devstack.project.rotation.traffic import emitted_event_ids
+from devstack.release import RECEIVER_PORT
+from stripe_webhook_operator.settings import DEFAULT_RECEIVER_SECRET_NAME
+from tests.node.faults import (
+    RotationWatch,
+    delete_operator_pods,
+    explain,
+    record,
+    start_traffic,
+    stop_traffic,
+)
+from tests.node.journey import Journey, webhook
+from tests.reliability.ledger import TIMEOUT, Ledger, trials
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT)]
+
+ROTATION_STEPS = ("Creating", "Propagating", "Enabling", "Overlap")
+
+
+def _container_ids(journey: Journey) -> dict[str, str]:
+    """The container id of each of the release's operator and receiver Pods, by Pod name."""
+    raw = journey.release.kubectl(
+        "get",
+        "pods",
+        "-n",
+        journey.release.namespace,
+        "--selector=app.kubernetes.io/component in (operator,receiver)",
+        "-o",
+        "json",
+    ).stdout
+    return {
+        pod["metadata"]["name"]: status.get("containerID", "")
+        for pod in json.loads(raw)["items"]
+        for status in (pod.get("status") or {}).get("containerStatuses") or []
+    }
+
+
+def _restarted_under_traffic(
+    journey: Journey, ledger: Ledger, scenario: str, restart: Callable[[], None], name: str
+) -> None:
+    row = ledger.row(scenario)
+    journey.apply(webhook(name))
+    before = journey.wait_ready(name)
+    containers = _container_ids(journey)
+    traffic = start_traffic(journey, name, 2)
+    runs = trials(1, 3)
+    try:
+        for _ in range(runs):
+            restart()
+            # The node's processes were replaced, the Pods' were not: the same containers serve.
+            assert _container_ids(journey) == containers
+            # The new kubelet reaches the new containerd: a command runs in the receiver's Pod.
+            (pod,) = journey.release.receiver_pods()
+            journey.release.kubectl(
+                "exec", pod, "-n", journey.release.namespace, "--", "true", timeout=60
+            )
+            traffic.wait_for(10)
+    finally:
+        stop_traffic(traffic)
+    tally = journey.tally(name, old_endpoint=str(before["endpointId"]), new_enabled_since=0)
+    record(row, tally, trials=runs, crashes=runs)
+    assert tally.events_sent >= traffic.sent > 10
+    assert tally.problems() == {}, explain(tally)
+
+
+def test_containerd_restarted_under_traffic_loses_nothing(
+    journey: Journey, node_cluster: NodeCluster, ledger: Ledger
+) -> None:
+    _restarted_under_traffic(
+        journey,
+        ledger,
+        "Node: containerd restarted under traffic",
+        node_cluster.restart_containerd,
+        "runtime",
+    )
+
+
+def test_kubelet_restarted_under_traffic_loses_nothing(
+    journey: Journey, node_cluster: NodeCluster, ledger: Ledger
+) -> None:
+    _restarted_under_traffic(
+        journey,
+        ledger,
+        "Node: kubelet restarted under traffic",
+        node_cluster.restart_kubelet,
+        "kubelet",
+    )
+
+
+def test_operator_pod_deleted_at_each_rotation_step_loses_nothing(
+    journey: Journey, node_cluster: NodeCluster, ledger: Ledger
+) -> None:
+    row = ledger.row("Node: operator Pod deleted at each rotation step, under traffic")
+    name = "steps"
+    journey.apply(webhook(name))
+    before = journey.wait_ready(name)
+    timeline = EndpointTimeline(journey.stripe.base_url, journey.api_key).start()
+    watch = RotationWatch(node_cluster, journey.namespace, name)
+    traffic = start_traffic(journey, name, 3)
+    runs = trials(1, 2)
+    killed: list[str] = []
+    try:
+        for run in range(runs):
+            # Each endpoint write (create, disable, enable) takes 4 s at Stripe: its step lasts
+            # long enough to be seen and to lose the operator in the middle of it.
+            journey.stripe.inject_fault(
+                journey.api_key,
+                path_prefix="/v1/webhook_endpoints",
+                method="POST",
+                work_latency=4.0,
+                count=None,
+            )
+            journey.plugin("rotate", name, "--overlap=20s")
+            for step in ROTATION_STEPS:
+                later = ROTATION_STEPS[ROTATION_STEPS.index(step) :]
+                seen = poll(
+                    f"rotation {run + 1} at {step} or later",
+                    lambda later=later: (r := watch.step()) in later and r,
+                    timeout=240,
+                )
+                if seen != step:
+                    continue
+                delete_operator_pods(journey.release, watch)
+                killed.append(step)
+                if step == "Enabling":
+                    journey.stripe.clear_faults(journey.api_key)
+            poll(
+                f"rotation {run + 1} to end",
+                lambda run=run: (
+                    journey.status(name).get("secretVersion") == before["secretVersion"] + run + 1
+                    and watch.step() == "Idle"
+                ),
+                timeout=240,
+            )
+        traffic.wait_for(10)
+        after = journey.status(name)
+    finally:
+        stop_traffic(traffic)
+        timeline.stop()
+        watch.close()
+    endpoints = journey.client().v1.webhook_endpoints.list(params={"limit": 100}).data
+    ours = [e.id for e in endpoints if e.metadata.to_dict().get("k8s-name") == name]
+    tally = journey.tally(
+        name,
+        old_endpoint=str(before["endpointId"]),
+        new_enabled_since=timeline.enabled_since(str(after["endpointId"])),
+    )
+    record(row, tally, trials=runs, crashes=len(killed), extra_twice=len(ours) - 1)
+    assert ours == [after["endpointId"]]
+    assert tally.events_sent >= traffic.sent > 15
+    assert tally.problems() == {}, explain(tally)
+    # Every step of every rotation lost its operator (a step passed before it was seen would
+    # be missing here).
+    assert killed == list(ROTATION_STEPS) * runs
+
+
+def _receiver_secret(journey: Journey) -> dict[str, str]:
+    release = journey.release
+    found = release.kubectl(
+        "get",
+        "secret",
+        DEFAULT_RECEIVER_SECRET_NAME,
+        "-n",
+        release.namespace,
+        "-o",
+        "jsonpath={.data}",
+        check=False,
+    )
+    return dict(json.loads(found.stdout or "{}")) if found.returncode == 0 else {}
+
+
+def test_aggregated_secret_deleted_by_hand_is_written_back_at_once(
+    journey: Journey, ledger: Ledger
+) -> None:
+    row = ledger.row("Node: aggregated receiver Secret deleted by hand, under traffic")
+    name = "aggregated"
+    key = f"{journey.namespace}.{name}.json"
+    journey.apply(webhook(name))
+    before = journey.wait_ready(name)
+    traffic = start_traffic(journey, name, 2)
+    runs = trials(1, 3)
+    try:
+        for _ in range(runs):
+            entry = _receiver_secret(journey)[key]
+            journey.release.kubectl(
+                "delete",
+                "secret",
+                DEFAULT_RECEIVER_SECRET_NAME,
+                "-n",
+                journey.release.namespace,
+            )
+            # The operator's drift interval is the chart's 5 minutes: only the deletion itself
+            # brings the Secret back within this wait.
+            poll(
+                "the receiver's Secret written back with the webhook's entry",
+                lambda entry=entry: _receiver_secret(journey).get(key) == entry,
+                timeout=60,
+            )
+            traffic.wait_for(15)
+    finally:
+        stop_traffic(traffic)
+    tally = journey.tally(name, old_endpoint=str(before["endpointId"]), new_enabled_since=0)
+    record(row, tally, trials=runs, crashes=runs)
+    assert tally.events_sent >= traffic.sent > 15
+    assert tally.problems() == {}, explain(tally)
+
+
+# --- the receiver's volume full ------------------------------------------------------------
+
+SMALL = "small-receiver"
+SMALL_VOLUME = "4Mi"
+
+
+def _small_receiver(journey: Journey) -> list[dict[str, Any]]:
+    """The chart's receiver Deployment and Service, copied under another name and component
+    (the release's Service does not select it), its SQLite file on a memory-backed emptyDir
+    of SMALL_VOLUME: a volume that fills up."""
+    release = journey.release
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in release.manifests()}
+    deployment = copy.deepcopy(objects[("Deployment", release.receiver_deployment)])
+    service = copy.deepcopy(objects[("Service", release.receiver_service)])
+    for body in (deployment, service):
+        body["metadata"]["name"] = SMALL
+        body["metadata"]["namespace"] = release.namespace
+        body["metadata"]["labels"] = {"app.kubernetes.io/component": SMALL}
+    labels = {"app.kubernetes.io/component": SMALL}
+    deployment["spec"]["selector"] = {"matchLabels": labels}
+    deployment["spec"]["template"]["metadata"]["labels"] = labels
+    service["spec"]["selector"] = labels
+    service["spec"].pop("clusterIP", None)
+    service["spec"].pop("clusterIPs", None)
+    pod = deployment["spec"]["template"]["spec"]
+    pod["volumes"] = [
+        {"name": "data", "emptyDir": {"medium": "Memory", "sizeLimit": SMALL_VOLUME}}
+        if volume["name"] == "data"
+        else volume
+        for volume in pod["volumes"]
+    ]
+    return [deployment, service]
+
+
+def _data_dir(journey: Journey, node: NodeCluster, pod: str) -> Path:
+    """The small receiver's data volume, as the host sees it inside the node's mounts."""
+    uid = journey.release.kubectl(
+        "get", "pod", pod, "-n", journey.release.namespace, "-o", "jsonpath={.metadata.uid}"
+    ).stdout.strip()
+    assert node.mounts is not None
+    return Path(
+        f"/proc/{node.mounts.pid}/root/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~empty-dir/data"
+    )
+
+
+def _fill(directory: Path) -> Path:
+    """Write a file into `directory` until its filesystem has no byte left; return it."""
+    filler = directory / "filler"
+    block = b"\0" * 65536
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(block)
+                out.flush()
+        except OSError:
+            pass
+    with filler.open("ab") as out:
+        for size in (4096, 512, 1):
+            try:
+                while True:
+                    out.write(b"\0" * size)
+                    out.flush()
+            except OSError:
+                continue
+    return filler
+
+
+def test_receiver_volume_full_answers_503_and_applies_the_retries_once_freed(
+    journey: Journey, node_cluster: NodeCluster, ledger: Ledger
+) -> None:
+    row = ledger.row("Node: receiver's SQLite volume full, then freed, under traffic")
+    release = journey.release
+    name = "cramped"
+    host = f"{SMALL}.{release.namespace}.svc.{CLUSTER_DOMAIN}"
+    journey.apply(
+        webhook(name, url=f"http://{host}:{RECEIVER_PORT}/webhooks/{journey.namespace}/{name}")
+    )
+    journey.wait_ready(name)
+    manifests = _small_receiver(journey)
+    release.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"kind": "List", "apiVersion": "v1", "items": manifests}),
+    )
+    try:
+        release.kubectl(
+            "rollout",
+            "status",
+            f"deployment/{SMALL}",
+            "-n",
+            release.namespace,
+            "--timeout=120s",
+            timeout=130,
+        )
+        (pod,) = release.pods(SMALL)
+        url = node_cluster.expose(release.service_ip(SMALL), RECEIVER_PORT).url()
+        poll(
+            "the small receiver to hold the webhook's secret",
+            lambda: (
+                httpx.get(
+                    f"{url}/readyz/webhooks/{journey.namespace}/{name}", timeout=5
+                ).status_code
+                == 200
+            ),
+            timeout=120,
+        )
+        data = _data_dir(journey, node_cluster, pod)
+        database = data / "receiver.db"
+        traffic = start_traffic(journey, name, 2, receiver_url=url)
+        runs = trials(1, 3)
+
+        def refused() -> int:
+            return sum(1 for a in journey.stripe.deliveries(journey.api_key) if a["status"] == 503)
+
+        try:
+            for _ in range(runs):
+                earlier = refused()
+                filler = _fill(data)
+                assert os.statvfs(data).f_bavail == 0
+                poll(
+                    "a delivery refused 503 while the volume is full",
+                    lambda earlier=earlier: refused() > earlier,
+                    timeout=60,
+                )
+                traffic.wait_for(10)
+                filler.unlink()
+                traffic.wait_for(10)
+        finally:
+            stop_traffic(traffic)
+        attempts = journey.stripe.wait_until_settled(journey.api_key, timeout=120)
+        webhook_id = f"{journey.namespace}/{name}"
+        tally = count(
+            emitted_event_ids(journey.client()),
+            attempts,
+            receiver_records(database, webhook_id),
+            processed_event_ids(database, webhook_id),
+            old_endpoint="",
+            new_enabled_since=0,
+        )
+        record(row, tally, trials=runs, crashes=runs)
+        # Nothing half-written: the file is whole, and every applied event has its one record.
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+        try:
+            (integrity,) = connection.execute("PRAGMA integrity_check").fetchone()
+        finally:
+            connection.close()
+        assert integrity == "ok"
+        assert tally.events_sent >= traffic.sent > 15
+        assert tally.problems() == {}, explain(tally)
+    finally:
+        release.kubectl(
+            "delete",
+            "deployment,service",
+            SMALL,
+            "-n",
+            release.namespace,
+            "--wait=false",
+            check=False,
+        )
