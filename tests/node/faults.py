@@ -60,6 +60,23 @@ def record(row: Row, tally: Tally, *, trials: int, crashes: int, extra_twice: in
     )
 
 
+def count_and_check(
+    journey: Journey,
+    name: str,
+    row: Row,
+    traffic: SubscriptionTraffic,
+    *,
+    endpoint: str,
+    trials: int,
+) -> None:
+    """Count webhook `name`'s books into `row` (each trial one fault caused), then check that
+    the traffic flowed and that every event was applied exactly once."""
+    tally = journey.tally(name, old_endpoint=endpoint, new_enabled_since=0)
+    record(row, tally, trials=trials, crashes=trials)
+    assert tally.events_sent >= traffic.sent > 10
+    assert tally.problems() == {}, explain(tally)
+
+
 def explain(tally: Tally) -> str:
     """The tally's problems, short enough for an assertion message."""
     return json.dumps(tally.problems(), default=str)[:6000]

@@ -27,6 +27,7 @@ from devstack.release import RECEIVER_PORT
 from stripe_webhook_operator.settings import DEFAULT_RECEIVER_SECRET_NAME
 from tests.node.faults import (
     RotationWatch,
+    count_and_check,
     delete_operator_pods,
     explain,
     record,
@@ -81,10 +82,7 @@ def _restarted_under_traffic(
             traffic.wait_for(10)
     finally:
         stop_traffic(traffic)
-    tally = journey.tally(name, old_endpoint=str(before["endpointId"]), new_enabled_since=0)
-    record(row, tally, trials=runs, crashes=runs)
-    assert tally.events_sent >= traffic.sent > 10
-    assert tally.problems() == {}, explain(tally)
+    count_and_check(journey, name, row, traffic, endpoint=str(before["endpointId"]), trials=runs)
 
 
 def test_containerd_restarted_under_traffic_loses_nothing(
@@ -223,10 +221,7 @@ def test_aggregated_secret_deleted_by_hand_is_written_back_at_once(
             traffic.wait_for(15)
     finally:
         stop_traffic(traffic)
-    tally = journey.tally(name, old_endpoint=str(before["endpointId"]), new_enabled_since=0)
-    record(row, tally, trials=runs, crashes=runs)
-    assert tally.events_sent >= traffic.sent > 15
-    assert tally.problems() == {}, explain(tally)
+    count_and_check(journey, name, row, traffic, endpoint=str(before["endpointId"]), trials=runs)
 
 
 # --- the receiver's volume full ------------------------------------------------------------
