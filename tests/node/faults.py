@@ -5,6 +5,7 @@ operator's Pods replaced, and the books of a run counted into the reliability le
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import httpx
@@ -82,13 +83,19 @@ def explain(tally: Tally) -> str:
     return json.dumps(tally.problems(), default=str)[:6000]
 
 
-def delete_operator_pods(release: ChartRelease) -> list[str]:
-    """Delete the operator's Pods at once (no grace: as a node losing them would) and wait
-    until a new one is Ready; return the deleted Pods' names."""
-    old = release.pods("operator")
-    release.kubectl("delete", "pod", *old, "-n", release.namespace, "--grace-period=0", "--force")
-    wait_component_ready(release, "operator", replaced=old)
-    return old
+def delete_operator_pods(
+    release: ChartRelease, watch: RotationWatch, *, deleted: list[str]
+) -> None:
+    """Delete the operator's running Pods at once (no grace: as a node losing them would),
+    once there are some that are not among `deleted` (the replacement of an earlier deletion);
+    add them to `deleted`. It does not wait for the new Pod: that one carries on at once."""
+    pods = poll(
+        "a running operator Pod",
+        lambda: [pod for pod in release.pods("operator") if pod not in deleted],
+        timeout=180,
+    )
+    watch.delete_pods(release.namespace, pods)
+    deleted.extend(pods)
 
 
 def wait_component_ready(
@@ -124,12 +131,9 @@ class RotationWatch:
     def __init__(self, node: NodeCluster, namespace: str, name: str) -> None:
         assert node.control_plane is not None
         pki = node.control_plane.pki
-        self._http = httpx.Client(
-            base_url=node.server,
-            verify=str(pki.ca_cert),
-            cert=(str(pki.admin_cert), str(pki.admin_key)),
-            timeout=10,
-        )
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+        self._http = httpx.Client(base_url=node.server, verify=context, timeout=10)
         self._path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}/{name}"
 
     def close(self) -> None:

@@ -6,24 +6,21 @@ books (devstack/project/rotation/tally.py): 0 lost, 0 applied twice."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from devstack.node.cluster import NodeCluster
-from devstack.node.network import CLUSTER_DOMAIN
 from devstack.processes import poll
 from devstack.project.rotation.tally import count, processed_event_ids, receiver_records
 from devstack.project.rotation.timeline import EndpointTimeline
 from devstack.project.rotation.traffic import emitted_event_ids
-from devstack.release import RECEIVER_PORT
 from stripe_webhook_operator.settings import DEFAULT_RECEIVER_SECRET_NAME
 from tests.node.faults import (
     RotationWatch,
@@ -33,6 +30,7 @@ from tests.node.faults import (
     record,
     start_traffic,
     stop_traffic,
+    wait_component_ready,
 )
 from tests.node.journey import Journey, webhook
 from tests.reliability.ledger import TIMEOUT, Ledger, trials
@@ -121,6 +119,7 @@ def test_operator_pod_deleted_at_each_rotation_step_loses_nothing(
     traffic = start_traffic(journey, name, 3)
     runs = trials(1, 2)
     killed: list[str] = []
+    deleted: list[str] = []
     try:
         for run in range(runs):
             # Each endpoint write (create, disable, enable) takes 4 s at Stripe: its step lasts
@@ -142,7 +141,7 @@ def test_operator_pod_deleted_at_each_rotation_step_loses_nothing(
                 )
                 if seen != step:
                     continue
-                delete_operator_pods(journey.release, watch)
+                delete_operator_pods(journey.release, watch, deleted=deleted)
                 killed.append(step)
                 if step == "Enabling":
                     journey.stripe.clear_faults(journey.api_key)
@@ -160,6 +159,7 @@ def test_operator_pod_deleted_at_each_rotation_step_loses_nothing(
         stop_traffic(traffic)
         timeline.stop()
         watch.close()
+        wait_component_ready(journey.release, "operator", replaced=deleted)
     endpoints = journey.client().v1.webhook_endpoints.list(params={"limit": 100}).data
     ours = [e.id for e in endpoints if e.metadata.to_dict().get("k8s-name") == name]
     tally = journey.tally(
@@ -226,118 +226,79 @@ def test_aggregated_secret_deleted_by_hand_is_written_back_at_once(
 
 # --- the receiver's volume full ------------------------------------------------------------
 
-SMALL = "small-receiver"
 SMALL_VOLUME = "4Mi"
 
 
-def _small_receiver(journey: Journey) -> list[dict[str, Any]]:
-    """The chart's receiver Deployment and Service, copied under another name and component
-    (the release's Service does not select it), its SQLite file on a memory-backed emptyDir
-    of SMALL_VOLUME: a volume that fills up."""
+def _data_volume(journey: Journey, volume: dict[str, Any]) -> None:
+    """Give the release's receiver Deployment `volume` as its `data` volume (its SQLite
+    file's), and wait until its new Pod is Ready."""
     release = journey.release
-    objects = {(o["kind"], o["metadata"]["name"]): o for o in release.manifests()}
-    deployment = copy.deepcopy(objects[("Deployment", release.receiver_deployment)])
-    service = copy.deepcopy(objects[("Service", release.receiver_service)])
-    for body in (deployment, service):
-        body["metadata"]["name"] = SMALL
-        body["metadata"]["namespace"] = release.namespace
-        body["metadata"]["labels"] = {"app.kubernetes.io/component": SMALL}
-    labels = {"app.kubernetes.io/component": SMALL}
-    deployment["spec"]["selector"] = {"matchLabels": labels}
-    deployment["spec"]["template"]["metadata"]["labels"] = labels
-    service["spec"]["selector"] = labels
-    service["spec"].pop("clusterIP", None)
-    service["spec"].pop("clusterIPs", None)
-    pod = deployment["spec"]["template"]["spec"]
-    pod["volumes"] = [
-        {"name": "data", "emptyDir": {"medium": "Memory", "sizeLimit": SMALL_VOLUME}}
-        if volume["name"] == "data"
-        else volume
-        for volume in pod["volumes"]
-    ]
-    return [deployment, service]
+    old = release.receiver_pods()
+    patch = {"spec": {"template": {"spec": {"volumes": [{"name": "data", **volume}]}}}}
+    release.kubectl(
+        "patch",
+        "deployment",
+        release.receiver_deployment,
+        "-n",
+        release.namespace,
+        "--type=strategic",
+        "-p",
+        json.dumps(patch),
+    )
+    wait_component_ready(release, "receiver", replaced=old)
 
 
-def _data_dir(journey: Journey, node: NodeCluster, pod: str) -> Path:
-    """The small receiver's data volume, as the host sees it inside the node's mounts."""
-    uid = journey.release.kubectl(
-        "get", "pod", pod, "-n", journey.release.namespace, "-o", "jsonpath={.metadata.uid}"
+def _data_dir(journey: Journey, node: NodeCluster) -> Path:
+    """The receiver Pod's data volume (an emptyDir), as the host sees it in the node's mounts."""
+    release = journey.release
+    (pod,) = release.receiver_pods()
+    uid = release.kubectl(
+        "get", "pod", pod, "-n", release.namespace, "-o", "jsonpath={.metadata.uid}"
     ).stdout.strip()
     assert node.mounts is not None
-    return Path(
-        f"/proc/{node.mounts.pid}/root/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~empty-dir/data"
-    )
+    volumes = f"/proc/{node.mounts.pid}/root/var/lib/kubelet/pods/{uid}/volumes"
+    return Path(volumes) / "kubernetes.io~empty-dir" / "data"
 
 
 def _fill(directory: Path) -> Path:
     """Write a file into `directory` until its filesystem has no byte left; return it."""
     filler = directory / "filler"
-    block = b"\0" * 65536
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(block)
-                out.flush()
-        except OSError:
-            pass
-    with filler.open("ab") as out:
-        for size in (4096, 512, 1):
+    with filler.open("ab", buffering=0) as out:
+        for size in (65536, 4096, 512, 1):
             try:
                 while True:
                     out.write(b"\0" * size)
-                    out.flush()
             except OSError:
                 continue
     return filler
 
 
 def test_receiver_volume_full_answers_503_and_applies_the_retries_once_freed(
-    journey: Journey, node_cluster: NodeCluster, ledger: Ledger
+    journey: Journey, node_cluster: NodeCluster, ledger: Ledger, tmp_path: Path
 ) -> None:
     row = ledger.row("Node: receiver's SQLite volume full, then freed, under traffic")
     release = journey.release
-    name = "cramped"
-    host = f"{SMALL}.{release.namespace}.svc.{CLUSTER_DOMAIN}"
-    journey.apply(
-        webhook(name, url=f"http://{host}:{RECEIVER_PORT}/webhooks/{journey.namespace}/{name}")
-    )
-    journey.wait_ready(name)
-    manifests = _small_receiver(journey)
-    release.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps({"kind": "List", "apiVersion": "v1", "items": manifests}),
+    claim = {"claimName": f"{release.receiver_service}-data"}
+    # The release's own receiver, its SQLite file moved to a memory-backed emptyDir of
+    # SMALL_VOLUME (the kubelet sizes its tmpfs to the limit): a volume that fills up.
+    _data_volume(
+        journey,
+        {
+            "persistentVolumeClaim": None,
+            "emptyDir": {"medium": "Memory", "sizeLimit": SMALL_VOLUME},
+        },
     )
     try:
-        release.kubectl(
-            "rollout",
-            "status",
-            f"deployment/{SMALL}",
-            "-n",
-            release.namespace,
-            "--timeout=120s",
-            timeout=130,
-        )
-        (pod,) = release.pods(SMALL)
-        url = node_cluster.expose(release.service_ip(SMALL), RECEIVER_PORT).url()
-        poll(
-            "the small receiver to hold the webhook's secret",
-            lambda: (
-                httpx.get(
-                    f"{url}/readyz/webhooks/{journey.namespace}/{name}", timeout=5
-                ).status_code
-                == 200
-            ),
-            timeout=120,
-        )
-        data = _data_dir(journey, node_cluster, pod)
-        database = data / "receiver.db"
-        traffic = start_traffic(journey, name, 2, receiver_url=url)
+        name = "cramped"
+        journey.apply(webhook(name))
+        journey.wait_ready(name)
+        data = _data_dir(journey, node_cluster)
+        traffic = start_traffic(journey, name, 2)
         runs = trials(1, 3)
 
         def refused() -> int:
-            return sum(1 for a in journey.stripe.deliveries(journey.api_key) if a["status"] == 503)
+            attempts = journey.stripe.deliveries(journey.api_key)
+            return sum(1 for attempt in attempts if attempt["status"] == 503)
 
         try:
             for _ in range(runs):
@@ -356,6 +317,19 @@ def test_receiver_volume_full_answers_503_and_applies_the_retries_once_freed(
             stop_traffic(traffic)
         attempts = journey.stripe.wait_until_settled(journey.api_key, timeout=120)
         webhook_id = f"{journey.namespace}/{name}"
+        # SQLite follows the /proc/PID/root link (out of the node's mounts): read a copy, made
+        # once the traffic has settled.
+        database = tmp_path / "receiver.db"
+        for suffix in ("", "-wal"):
+            if (data / f"receiver.db{suffix}").exists():
+                shutil.copyfile(data / f"receiver.db{suffix}", tmp_path / f"receiver.db{suffix}")
+        # Nothing half-written: the file is whole (its log folded in first, in the copy).
+        connection = sqlite3.connect(database, timeout=10)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            (integrity,) = connection.execute("PRAGMA integrity_check").fetchone()
+        finally:
+            connection.close()
         tally = count(
             emitted_event_ids(journey.client()),
             attempts,
@@ -365,22 +339,8 @@ def test_receiver_volume_full_answers_503_and_applies_the_retries_once_freed(
             new_enabled_since=0,
         )
         record(row, tally, trials=runs, crashes=runs)
-        # Nothing half-written: the file is whole, and every applied event has its one record.
-        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
-        try:
-            (integrity,) = connection.execute("PRAGMA integrity_check").fetchone()
-        finally:
-            connection.close()
         assert integrity == "ok"
         assert tally.events_sent >= traffic.sent > 15
         assert tally.problems() == {}, explain(tally)
     finally:
-        release.kubectl(
-            "delete",
-            "deployment,service",
-            SMALL,
-            "-n",
-            release.namespace,
-            "--wait=false",
-            check=False,
-        )
+        _data_volume(journey, {"emptyDir": None, "persistentVolumeClaim": claim})
