@@ -72,10 +72,18 @@ def _restarted_under_traffic(
             restart()
             # The node's processes were replaced, the Pods' were not: the same containers serve.
             assert _container_ids(journey) == containers
-            # The new kubelet reaches the new containerd: a command runs in the receiver's Pod.
+            # The new kubelet reaches the new containerd: a command runs in the receiver's Pod
+            # (once a restarted kubelet has read its Pods back from the API server).
             (pod,) = journey.release.receiver_pods()
-            journey.release.kubectl(
-                "exec", pod, "-n", journey.release.namespace, "--", "true", timeout=60
+            poll(
+                "a command run in the receiver's Pod",
+                lambda pod=pod: (
+                    journey.release.kubectl(
+                        "exec", pod, "-n", journey.release.namespace, "--", "true", check=False
+                    ).returncode
+                    == 0
+                ),
+                timeout=60,
             )
             traffic.wait_for(10)
     finally:

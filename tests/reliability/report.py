@@ -49,10 +49,10 @@ The `Node:` rows run on the real node (docs/architecture.md, "The node") with th
 installed, Stripe's deliveries going through the receiver Service: containerd and the kubelet
 stopped and started again by PID, the Pods running on; the operator's Pod deleted (no grace)
 at each step of a rotation, each of Stripe's endpoint writes slowed to 4 s so that every step
-is seen; the receiver's aggregated Secret deleted with `kubectl delete`; and a copy of the
-chart's receiver whose SQLite file sits on a memory-backed `emptyDir` of 4 MiB, filled to the
-last byte under traffic (the receiver answers 503 and Stripe retries) and then freed. Crashes
-count the faults caused.
+is seen; the receiver's aggregated Secret deleted with `kubectl delete`; and the receiver's
+SQLite file moved to a memory-backed `emptyDir` of 4 MiB, filled to the last byte under
+traffic (the receiver answers 503 and Stripe retries) and then freed. Crashes count the faults
+caused.
 """
 
 HOSTILE_HEADER = """## Hostile traffic
