@@ -132,6 +132,8 @@ class Configuration:
         self.secret = f"whsec_{secrets.token_urlsafe(24)}"
         # When set, the next server started runs under cProfile and writes its stats here.
         self.profile_path: Path | None = None
+        # When set, the next server started logs its pauses here (benchmarks/pauses.py).
+        self.pauses_path: Path | None = None
 
     def pool_spec(self, subscriptions: Sequence[str]) -> PoolSpec:
         return PoolSpec(self.secret, subscriptions, WEBHOOK_PATH)
@@ -161,6 +163,14 @@ class Configuration:
     def _profiler(self) -> list[str]:
         """Return what runs a Python program under cProfile (its main thread), if a profile
         is wanted."""
+        if self.pauses_path is not None:
+            return [
+                str(VENV_BIN / "python"),
+                "-m",
+                "benchmarks.pauses",
+                "--log",
+                str(self.pauses_path),
+            ]
         if self.profile_path is None:
             return []
         return [str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(self.profile_path)]
@@ -215,6 +225,27 @@ class NaiveSqlite(Configuration):
     def stored(self, running: Running) -> int | None:
         with contextlib.closing(sqlite3.connect(running.extra["database"])) as connection:
             return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+class NaivePostgres(Configuration):
+    """(2) on the benchmark's PostgreSQL server, a fresh database per run."""
+
+    key = "naive-pg"
+    label = "(2p) naive: HMAC + json + PostgreSQL commit/request"
+
+    def __init__(self, workdir: Path, placement: Placement, server: PostgresServer) -> None:
+        super().__init__(workdir, placement)
+        self.server = server
+
+    def start(self, run: int, subscriptions: Sequence[str]) -> Running:
+        url = self.server.new_database()
+        env = {"NAIVE_SECRET": self.secret, "NAIVE_DATABASE": url}
+        running = self._uvicorn(f"naive-pg-{run}", "benchmarks.baselines.naive_postgres:app", env)
+        running.extra["database"] = url
+        return running
+
+    def stored(self, running: Running) -> int | None:
+        return postgres_count(running.extra["database"], "events")
 
 
 class FlaskStripe(Configuration):
@@ -329,9 +360,15 @@ class OurReceiverPostgres(OurReceiver):
         return self.server.new_database()
 
     def stored(self, running: Running) -> int | None:
-        with psycopg.connect(running.extra["database"]) as connection:
-            row = connection.execute("SELECT count(*) FROM processed_events").fetchone()
-            return int(row[0]) if row else 0
+        return postgres_count(running.extra["database"], "processed_events")
+
+
+def postgres_count(url: str, table: str) -> int:
+    """Return how many rows `table` holds in the PostgreSQL database at `url`."""
+    with psycopg.connect(url) as connection:
+        query = f"SELECT count(*) FROM {table}"  # our own table names
+        row = connection.execute(query).fetchone()
+        return int(row[0]) if row else 0
 
 
 class OurReceiverPostgresTwo(OurReceiverPostgres):

@@ -3,7 +3,9 @@
 wrk drives the saturation runs; this drives the fixed-rate runs (p99 at half of saturation),
 which wrk cannot pace. In open loop each request has a scheduled send time and its latency is
 counted from that time, so a stalled server is charged for the requests queued behind the
-stall (no coordinated omission). Run as a separate process, pinned to its own core:
+stall (no coordinated omission). An event is never sent twice: when the pool runs out the
+generator stops sending and counts the requests it did not send as `exhausted`. Run as a
+separate process, pinned to its own core:
 
     python -m benchmarks.loadgen --pool FILE --ports 8000,8001 --rate 800 --seconds 5
 
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -124,15 +127,19 @@ async def run_load(
     start = time.perf_counter()
     deadline = start + seconds
     sent = 0
+    exhausted = 0
 
     async def closed_loop_item() -> Item | None:
         # Closed loop: a connection takes its next request as soon as it has its answer.
-        nonlocal sent
+        nonlocal sent, exhausted
         now = time.perf_counter()
         if now >= deadline:
             return None
+        if sent == len(payloads):
+            exhausted += 1
+            return None
         sent += 1
-        return now, payloads[(sent - 1) % len(payloads)]
+        return now, payloads[sent - 1]
 
     next_item = queue.get if rate else closed_loop_item
     workers = [
@@ -141,10 +148,13 @@ async def run_load(
     ]
     if rate:
         while (scheduled := start + sent / rate) < deadline:
+            if sent == len(payloads):
+                exhausted = math.ceil(seconds * rate) - sent
+                break
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            queue.put_nowait((scheduled, payloads[sent % len(payloads)]))
+            queue.put_nowait((scheduled, payloads[sent]))
             sent += 1
         for _ in workers:
             queue.put_nowait(None)
@@ -164,7 +174,7 @@ async def run_load(
         p99_ms=percentile(latencies, 0.99) * 1000,
         statuses=tally.statuses,
         errors=tally.errors + max(0, unanswered),
-        wraps=sent // len(payloads),
+        exhausted=exhausted,
     )
 
 

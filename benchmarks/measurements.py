@@ -18,7 +18,9 @@ class LoadResult:
     p99_ms: float
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
-    wraps: int = 0
+    # Requests sent after the pool ran out (not events, never answered 2xx): the rate is
+    # understated when this is not 0, but every 2xx is still a distinct event.
+    exhausted: int = 0
 
     @property
     def ok(self) -> int:

@@ -1,4 +1,7 @@
 -- wrk script: POST a pool of distinct pre-signed Stripe events, each thread its own share.
+-- An event is never sent twice: a thread whose share runs out sends GETs of a path no
+-- configuration serves (answered 404 or 405, so never counted as a 2xx) and counts them, so
+-- every 2xx answer stands for one distinct event that the run's stored rows must hold.
 -- Environment: BENCH_POOL (pool file: path line, then "<signature>\t<body>" lines),
 -- BENCH_PORTS (comma-separated ports on 127.0.0.1; thread i talks to port i mod n).
 -- done() prints one line "BENCH_RESULT {json}" that benchmarks/wrk.py parses.
@@ -22,7 +25,8 @@ end
 
 local requests = {}
 local position = 0
-wraps = 0
+local exhausted_request = nil
+exhausted = 0
 statuses = {}
 
 function init(args)
@@ -43,13 +47,14 @@ function init(args)
       index = index + 1
    end
    file:close()
+   exhausted_request = wrk.format("GET", "/bench/pool-exhausted")
 end
 
 function request()
    position = position + 1
    if position > #requests then
-      position = 1
-      wraps = wraps + 1
+      exhausted = exhausted + 1
+      return exhausted_request
    end
    return requests[position]
 end
@@ -68,22 +73,22 @@ end
 
 function done(summary, latency, requests)
    local total_statuses = {}
-   local total_wraps = 0
+   local total_exhausted = 0
    for _, thread in ipairs(threads) do
       for status, count in pairs(thread:get("statuses")) do
          total_statuses[status] = (total_statuses[status] or 0) + count
       end
-      total_wraps = total_wraps + thread:get("wraps")
+      total_exhausted = total_exhausted + thread:get("exhausted")
    end
    local e = summary.errors
    io.write(string.format(
       'BENCH_RESULT {"duration_us": %d, "requests": %d, "bytes": %d, ' ..
       '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
       '"latency_us": {"mean": %.1f, "max": %d, "p50": %d, "p90": %d, "p99": %d, "p999": %d}, ' ..
-      '"statuses": %s, "wraps": %d}\n',
+      '"statuses": %s, "exhausted": %d}\n',
       summary.duration, summary.requests, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout,
       latency.mean, latency.max, latency:percentile(50), latency:percentile(90),
       latency:percentile(99), latency:percentile(99.9),
-      json_counts(total_statuses), total_wraps))
+      json_counts(total_statuses), total_exhausted))
 end

@@ -37,7 +37,7 @@ def parse_wrk_output(text: str) -> LoadResult:
         statuses={int(status): int(count) for status, count in data["statuses"].items()},
         # Non-2xx statuses are counted in `statuses`; these are socket-level failures.
         errors=sum(int(errors[key]) for key in ("connect", "read", "write", "timeout")),
-        wraps=int(data["wraps"]),
+        exhausted=int(data["exhausted"]),
     )
 
 

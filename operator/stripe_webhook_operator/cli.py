@@ -22,6 +22,7 @@ from stripe_webhook_operator.deletion import sweep_orphans
 from stripe_webhook_operator.exceptions import ConfigurationError
 from stripe_webhook_operator.health import Answer, Health
 from stripe_webhook_operator.limiter import TokenBucket
+from stripe_webhook_operator.recovery import Recoveries
 from stripe_webhook_operator.runtime import Runtime
 from stripe_webhook_operator.settings import Settings, parse_settings
 from stripe_webhook_operator.stripe_api import StripeGateway
@@ -117,6 +118,8 @@ async def serve(settings: Settings) -> None:
         ttl=settings.drift_interval * 0.8,
         on_refresh=functools.partial(sweep_orphans, rt) if settings.orphan_sweep else None,
     )
+    if settings.recovers:
+        rt.recovery = Recoveries(rt)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, rt)
     ready = asyncio.Event()
@@ -144,6 +147,8 @@ async def serve(settings: Settings) -> None:
         await task
     finally:
         await runner.cleanup()
+        if rt.recovery is not None:
+            await rt.recovery.stop()
         await http.aclose()
         await gateway.aclose()
         await kube_client.close()

@@ -67,6 +67,7 @@ def merge(
         c.CONDITION_SYNCED,
         c.CONDITION_SECRET_PROPAGATED,
         c.CONDITION_ROTATING,
+        c.CONDITION_RECOVERED,
     ]
     return sorted(by_type.values(), key=lambda item: [*order, item["type"]].index(item["type"]))
 

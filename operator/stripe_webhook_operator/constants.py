@@ -17,6 +17,10 @@ CATEGORY: Final = "stripe"
 PREFIX: Final = f"{GROUP}/"
 ANNOTATION_ROTATE: Final = f"{PREFIX}rotate"
 ANNOTATION_ROTATE_OVERLAP: Final = f"{PREFIX}rotate-overlap"
+# An admin's recover request (`kubectl stripe recover`): a new id per request, and the start
+# of the interval whose events are redelivered (RFC 3339 UTC).
+ANNOTATION_RECOVER: Final = f"{PREFIX}recover"
+ANNOTATION_RECOVER_SINCE: Final = f"{PREFIX}recover-since"
 ANNOTATION_ENDPOINT_ID: Final = f"{PREFIX}endpoint-id"
 ANNOTATION_PENDING_IDEMPOTENCY_KEY: Final = f"{PREFIX}pending-idempotency-key"
 # On receiver Pods: the aggregated Secret's resourceVersion the operator last wrote. Changing a
@@ -47,6 +51,7 @@ CONDITION_READY: Final = "Ready"
 CONDITION_SYNCED: Final = "Synced"
 CONDITION_SECRET_PROPAGATED: Final = "SecretPropagated"
 CONDITION_ROTATING: Final = "Rotating"
+CONDITION_RECOVERED: Final = "Recovered"
 
 # The Stripe API version a StripeWebhook gets when `spec.stripeApiVersion` is left out: the CRD
 # writes it into the object as a default (crds/stripewebhooks.yaml), so upgrading the library
@@ -60,6 +65,8 @@ ROTATION_STEP_IDLE: Final = "Idle"
 ROTATION_STEP_OVERLAP: Final = "Overlap"
 # The `stripe.operator.dev/rotate` value the current or last rotation serves (status field).
 STATUS_ROTATION_REQUEST: Final = "rotationRequest"
+# Where the recovery gaps, the last handled recover request and the lost intervals live.
+STATUS_RECOVERY: Final = "recovery"
 
 # Added by the operator: the endpoint's secret version (so a replayed or leftover endpoint is
 # recognised), the release valve for a resource whose API key is gone, and the receiver's key.

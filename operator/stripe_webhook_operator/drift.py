@@ -1,13 +1,14 @@
 """Drift: with no rotation step due, make Stripe match the spec (fields updated in place, an
-endpoint Stripe disabled enabled again, leftover endpoints of this resource deleted), keep the
-receiver's entry current and report Ready; then say how long until the next check."""
+endpoint Stripe disabled enabled again and its gap recorded for recovery, leftover endpoints of
+this resource deleted), keep the receiver's entry current and report Ready; then say how long
+until the next check."""
 
 from __future__ import annotations
 
 import logging
 
 from stripe_webhook_operator import conditions as cond
-from stripe_webhook_operator import metrics, rotation
+from stripe_webhook_operator import gap_records, metrics, rotation
 from stripe_webhook_operator.manifests import StripeEndpoint
 from stripe_webhook_operator.passes import Pass
 from stripe_webhook_operator.rotation_steps import Settle
@@ -30,6 +31,8 @@ async def settle(work: Pass, step: Settle) -> float:
     ):
         await drop_duplicates(work, endpoint.id)
     metrics.record_endpoint_status(spec.uid, endpoint.status)
+    if endpoint.status == "enabled":
+        gap_records.delivering(work)
     wanted = cond.ready()
     if not work.rt.settings.handshake_configured:
         wanted.append(cond.propagated(False))
@@ -55,13 +58,17 @@ async def correct(work: Pass, endpoint: StripeEndpoint) -> StripeEndpoint:
     params = work.update_params(endpoint)
     if not params:
         return endpoint
-    if endpoint.status == "disabled" and not work.spec.disabled:
+    stripe_disabled = endpoint.status == "disabled" and not work.spec.disabled
+    if stripe_disabled:
+        gap_records.disabled_by_stripe(work)
         await work.fail(
             cond.ENDPOINT_DISABLED,
             f"Stripe reports endpoint {endpoint.id} as disabled (usually after failed "
             "deliveries); the operator re-enables it — check the receiver's logs.",
         )
     updated = await work.rt.stripe.update_endpoint(work.api_key, endpoint.id, params)
+    if stripe_disabled and updated.status == "enabled":
+        gap_records.reenabled(work)
     fields = ", ".join(f"`{key}`" for key in sorted(params))
     work.event("EndpointUpdated", f"Updated {fields} of Stripe endpoint {endpoint.id}.")
     return updated

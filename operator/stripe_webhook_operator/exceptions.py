@@ -121,11 +121,13 @@ class EndpointLimitReached(StripeRejected):
 
 
 # Exit codes of `kubectl stripe`: done; the cluster refused or could not be reached; bad
-# arguments; `--wait` timed out (the rotation goes on in the background).
+# arguments; `--wait` timed out (the rotation or recovery goes on in the background); part of
+# a recovered interval was beyond Stripe's retention (its events are lost).
 EXIT_OK = 0
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
+EXIT_BEYOND_RETENTION = 4
 
 
 class PluginError(Exception):

@@ -4,6 +4,7 @@ configuration bounds), never a secret, an API key or an endpoint URL."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -18,8 +19,8 @@ RECONCILES: Final = Counter(
 )
 STRIPE_CALLS: Final = Counter(
     "stripe_webhook_operator_stripe_calls",
-    "HTTP calls to Stripe, by method (create, retrieve, update, delete, list) and outcome "
-    "(ok, 429, or the HTTP status class, or network).",
+    "HTTP calls to Stripe, by method (create, retrieve, update, delete, list, list_events) and "
+    "outcome (ok, 429, or the HTTP status class, or network).",
     ["method", "outcome"],
     registry=REGISTRY,
 )
@@ -56,6 +57,31 @@ ROTATION_STEP: Final = Gauge(
     "Unix time at which this replica saw the webhook enter its current rotation step "
     "(Creating, Propagating, Enabling, Overlap); no series while the webhook is Idle.",
     ["webhook", "step"],
+    registry=REGISTRY,
+)
+EVENTS_RECOVERED: Final = Counter(
+    "stripe_webhook_operator_events_recovered",
+    "Events listed from Stripe's Events API and redelivered to the receiver with a definite "
+    "answer (2xx, or a receipt_not_found stored for replay), by webhook.",
+    ["namespace", "webhook"],
+    registry=REGISTRY,
+)
+GAPS_OPEN: Final = Gauge(
+    "stripe_webhook_operator_recovery_gaps_open",
+    "Recovery gaps of the webhook not closed yet (still open, or waiting to be recovered).",
+    ["namespace", "webhook"],
+    registry=REGISTRY,
+)
+OLDEST_GAP: Final = Gauge(
+    "stripe_webhook_operator_recovery_oldest_gap_seconds",
+    "Seconds since the start of the webhook's oldest recovery gap (0 without gaps).",
+    ["namespace", "webhook"],
+    registry=REGISTRY,
+)
+BEYOND_RETENTION: Final = Counter(
+    "stripe_webhook_operator_recovery_beyond_retention",
+    "Intervals found older than Stripe's event retention, whose events cannot be recovered.",
+    ["namespace", "webhook"],
     registry=REGISTRY,
 )
 
@@ -112,6 +138,22 @@ def record_rotation_step(webhook: str, step: str | None, now: float) -> None:
     if step is not None:
         _steps[webhook] = step
         ROTATION_STEP.labels(webhook=webhook, step=step).set(now)
+
+
+def record_gaps(namespace: str, webhook: str, count: int, oldest_seconds: float) -> None:
+    """Publish a webhook's recovery gaps: how many, and the age of the oldest. The counters
+    get their series too, at 0, so that their first increase shows."""
+    GAPS_OPEN.labels(namespace=namespace, webhook=webhook).set(count)
+    OLDEST_GAP.labels(namespace=namespace, webhook=webhook).set(oldest_seconds)
+    EVENTS_RECOVERED.labels(namespace=namespace, webhook=webhook)
+    BEYOND_RETENTION.labels(namespace=namespace, webhook=webhook)
+
+
+def forget_gaps(namespace: str, webhook: str) -> None:
+    """Drop a webhook's recovery series once this replica stops handling it."""
+    for metric in (GAPS_OPEN, OLDEST_GAP, EVENTS_RECOVERED, BEYOND_RETENTION):
+        with contextlib.suppress(KeyError):
+            metric.remove(namespace, webhook)
 
 
 def exposition() -> bytes:

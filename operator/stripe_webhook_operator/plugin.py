@@ -1,17 +1,23 @@
 """`kubectl stripe`: the kubectl plugin for cluster admins (console script `kubectl-stripe`).
 
     kubectl stripe rotate NAME [-n NS] [--overlap 1h] [--wait] [--timeout 10m]
+    kubectl stripe recover NAME [-n NS] --since 48h|2026-11-30T12:00:00Z [--no-wait] [--timeout 10m]
     kubectl stripe status [NAME] [-n NS | -A]
 
 `rotate` asks the operator for a new signing secret by writing a fresh value into the
 `stripe.operator.dev/rotate` annotation (the operator starts one rotation per new value), and
-with `--wait` follows `status` until the new endpoint is live. `status` prints one line per
-StripeWebhook. Both read the current kubeconfig (`--kubeconfig`, else `KUBECONFIG`, else
-~/.kube/config) and its current context (`--context`), and call the API server through the
-operator's own Kubernetes client (kube.py).
+with `--wait` follows `status` until the new endpoint is live. `recover` asks the operator to
+redeliver every event since a moment (after a receiver's database was restored from a backup,
+say) by writing a fresh `stripe.operator.dev/recover` value and the interval's start into
+`stripe.operator.dev/recover-since`, then follows `status.recovery` until the gap it recorded
+is closed. `status` prints one line per StripeWebhook, then its open recovery gaps. All read
+the current kubeconfig (`--kubeconfig`, else `KUBECONFIG`, else ~/.kube/config) and its
+current context (`--context`), and call the API server through the operator's own Kubernetes
+client (kube.py).
 
 Exit codes: 0 done; 1 the cluster refused or could not be reached; 2 bad arguments;
-3 `--wait` timed out (the rotation goes on in the background).
+3 waiting timed out (the rotation or recovery goes on in the background); 4 the recovery
+reached events beyond Stripe's 30-day retention (they are lost; the interval is printed).
 """
 
 from __future__ import annotations
@@ -20,24 +26,40 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, NoReturn
 
-from stripe_webhook_operator.constants import ANNOTATION_ROTATE, ANNOTATION_ROTATE_OVERLAP
+from stripe_webhook_operator import plugin_recovery
 from stripe_webhook_operator.exceptions import (
     EXIT_API_ERROR,
+    EXIT_BEYOND_RETENTION,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
     PluginError,
 )
 from stripe_webhook_operator.plugin_cluster import Cluster
-from stripe_webhook_operator.plugin_view import RotationProgress, done_sentence, status_table
-from stripe_webhook_operator.times import Clock, parse_duration, rfc3339, utc_now
+from stripe_webhook_operator.plugin_requests import (
+    new_rotate_value,
+    recover_since,
+    rotate_annotations,
+    run_recover,
+    run_rotate,
+)
+from stripe_webhook_operator.plugin_view import status_table
+from stripe_webhook_operator.times import Clock, parse_duration, utc_now
 
-__all__ = ["EXIT_API_ERROR", "EXIT_OK", "EXIT_TIMEOUT", "EXIT_USAGE", "PluginError", "main"]
+__all__ = [
+    "EXIT_API_ERROR",
+    "EXIT_BEYOND_RETENTION",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "PluginError",
+    "main",
+    "new_rotate_value",
+    "rotate_annotations",
+]
 
 MAX_OVERLAP_SECONDS = 720 * 3600.0
 
@@ -88,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="kubectl stripe",
-        description="Rotate and inspect StripeWebhook signing secrets.",
+        description=(
+            "Rotate StripeWebhook signing secrets, recover undelivered events, and inspect both."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -120,40 +144,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long --wait waits, as a duration (default 10m)",
     )
 
+    recover = commands.add_parser(
+        "recover",
+        parents=[connection],
+        help="redeliver the events since a moment to the receiver",
+        description=(
+            "Ask the operator to list the StripeWebhook's events since a moment from Stripe's "
+            "Events API and deliver each to the receiver again (it ignores those it has), "
+            "e.g. after restoring the receiver's database from a backup; then wait until "
+            "every one got a definite answer."
+        ),
+    )
+    recover.add_argument("name", metavar="NAME", help="the StripeWebhook")
+    recover.add_argument(
+        "--since",
+        required=True,
+        help=(
+            "the start of the interval: how far back, as a duration such as '48h', or an "
+            "RFC 3339 time such as '2026-11-30T12:00:00Z'; at most 719h back (Stripe keeps "
+            "events 30 days)"
+        ),
+    )
+    recover.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="only record the request; the operator recovers in the background",
+    )
+    recover.add_argument(
+        "--timeout",
+        type=_argparse_type(_timeout_argument),
+        default=600.0,
+        help="how long to wait for the recovery, as a duration (default 10m)",
+    )
+
     status = commands.add_parser(
         "status",
         parents=[connection],
-        help="show endpoint, secret version, conditions and rotation step of StripeWebhooks",
+        help=(
+            "show endpoint, secret version, conditions, rotation step and open recovery gaps "
+            "of StripeWebhooks"
+        ),
     )
     status.add_argument("name", metavar="NAME", nargs="?", help="only this StripeWebhook")
     status.add_argument(
         "-A", "--all-namespaces", action="store_true", help="list StripeWebhooks in every namespace"
     )
     return parser
-
-
-def new_rotate_value(previous: str | None, now: datetime) -> str:
-    """Return a value for the rotate annotation that differs from `previous`.
-
-    A UTC timestamp tells people when the rotation was asked for; a suffix keeps two requests
-    within the same microsecond distinct.
-    """
-    value = rfc3339(now, microseconds=True)
-    suffix = 1
-    candidate = value
-    while candidate == previous:
-        suffix += 1
-        candidate = f"{value}-{suffix}"
-    return candidate
-
-
-def rotate_annotations(value: str, overlap: str | None) -> dict[str, str | None]:
-    """Return the annotations that request a rotation.
-
-    Without `--overlap`, an overlap annotation left by an earlier request is removed, so that
-    this rotation uses `spec.rotation.overlap` rather than, say, an old emergency '0'.
-    """
-    return {ANNOTATION_ROTATE: value, ANNOTATION_ROTATE_OVERLAP: overlap}
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -175,78 +212,8 @@ async def run_status(cluster: Cluster, args: argparse.Namespace, out: Callable[[
         out(f"No StripeWebhooks found in {where}.\n")
         return EXIT_OK
     out(status_table(webhooks))
+    out(plugin_recovery.gaps_table(webhooks))
     return EXIT_OK
-
-
-async def run_rotate(
-    cluster: Cluster,
-    args: argparse.Namespace,
-    out: Callable[[str], None],
-    now: Clock,
-    poll_interval: float = 1.0,
-) -> int:
-    """Request a rotation and, with `--wait`, follow it until the new endpoint is live."""
-    namespace = args.namespace or cluster.default_namespace
-    webhook = await cluster.get(namespace, args.name)
-    annotations = (webhook.get("metadata") or {}).get("annotations") or {}
-    start = RotationProgress.from_status(webhook.get("status") or {})
-    value = new_rotate_value(annotations.get(ANNOTATION_ROTATE), now())
-    await cluster.annotate(namespace, args.name, rotate_annotations(value, args.overlap))
-    overlap_note = "" if args.overlap is None else f" with overlap {args.overlap}"
-    out(
-        f"Requested rotation of StripeWebhook '{namespace}/{args.name}'{overlap_note} "
-        f"({ANNOTATION_ROTATE}={value}).\n"
-    )
-    if not args.wait:
-        return EXIT_OK
-    return await _wait_for_rotation(
-        cluster,
-        namespace,
-        args.name,
-        start.secret_version,
-        value,
-        args.timeout,
-        poll_interval,
-        out,
-        now,
-    )
-
-
-async def _wait_for_rotation(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    start_version: int,
-    request: str,
-    wait_seconds: float,
-    poll_interval: float,
-    out: Callable[[str], None],
-    now: Clock,
-) -> int:
-    deadline = time.monotonic() + wait_seconds
-    last_line = ""
-    progress = None
-    # Bounded twice: by the deadline and by a count, in case the clock misbehaves.
-    for _ in range(int(wait_seconds / poll_interval) + 2):
-        progress = RotationProgress.from_status(
-            (await cluster.get(namespace, name)).get("status") or {}
-        )
-        line = progress.describe()
-        if line != last_line:
-            out(f"  {line}\n")
-            last_line = line
-        if progress.is_done(start_version, request):
-            out(done_sentence(namespace, name, progress, now()))
-            return EXIT_OK
-        if time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(min(poll_interval, max(deadline - time.monotonic(), 0.0)))
-    step = progress.step if progress else "unknown"
-    raise PluginError(
-        f"Timed out waiting for the rotation of '{namespace}/{name}' (still at step {step}); "
-        f"it goes on in the background: follow it with `kubectl stripe status -n {namespace}`.",
-        EXIT_TIMEOUT,
-    )
 
 
 def _fail(message: str, exit_code: int) -> NoReturn:
@@ -256,9 +223,13 @@ def _fail(message: str, exit_code: int) -> NoReturn:
 
 async def run(args: argparse.Namespace, out: Callable[[str], None], now: Clock = utc_now) -> int:
     """Carry out the parsed command `args`, writing to `out`; return the exit code."""
+    if args.command == "recover":
+        recover_since(args, now)  # a bad `--since` is refused before any connection
     async with Cluster(args.kubeconfig, args.context) as cluster:
         if args.command == "rotate":
             return await run_rotate(cluster, args, out, now)
+        if args.command == "recover":
+            return await run_recover(cluster, args, out, now)
         return await run_status(cluster, args, out)
 
 
@@ -275,4 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted; a rotation already requested goes on in the background.", 130)
+        _fail(
+            "interrupted; a rotation or recovery already requested goes on in the background.",
+            130,
+        )

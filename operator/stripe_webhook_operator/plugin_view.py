@@ -1,5 +1,6 @@
-"""What `kubectl stripe` shows of StripeWebhooks: the `status` table, and the progress of a
-rotation that `rotate --wait` follows. Pure: status in, text out."""
+"""What `kubectl stripe` shows of StripeWebhooks: the `status` table (with the `Recovered`
+condition and the number of open recovery gaps; plugin_recovery.py lists the gaps), and the
+progress of a rotation that `rotate --wait` follows. Pure: status in, text out."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any
 
 from stripe_webhook_operator.constants import (
     CONDITION_READY,
+    CONDITION_RECOVERED,
     CONDITION_ROTATING,
     CONDITION_SECRET_PROPAGATED,
     CONDITION_SYNCED,
     ROTATION_STEP_IDLE,
     ROTATION_STEP_OVERLAP,
+    STATUS_RECOVERY,
     STATUS_ROTATION_REQUEST,
 )
 from stripe_webhook_operator.times import parse_timestamp
@@ -32,6 +35,8 @@ STATUS_HEADERS = (
     "SYNCED",
     "SECRETPROPAGATED",
     "ROTATING",
+    "RECOVERED",
+    "OPEN GAPS",
 )
 # The operator's overlap bound for scheduled rotations is 720h; a request may go down to 0.
 
@@ -80,7 +85,16 @@ def status_row(webhook: Mapping[str, Any]) -> list[str]:
         condition_cell(conditions, CONDITION_SYNCED),
         condition_cell(conditions, CONDITION_SECRET_PROPAGATED),
         rotation_step(conditions) if rotating else NONE,
+        condition_cell(conditions, CONDITION_RECOVERED),
+        open_gaps_cell(status),
     ]
+
+
+def open_gaps_cell(status: Mapping[str, Any]) -> str:
+    """Return how many recovery gaps are open, e.g. '2', or '<none>'; `status` lists
+    them below the table."""
+    gaps = (status.get(STATUS_RECOVERY) or {}).get("gaps") or []
+    return str(len(gaps)) if gaps else NONE
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -3,7 +3,8 @@ machine (rotation.py) for the next step and carry it out, again and again, until
 how long to wait; failures become conditions and Events.
 
 Every decision is rotation.next_step's; this module only maps each step to the module that
-carries it out: creation.py, handover.py, drift.py (deletion.py runs on delete instead).
+carries it out: creation.py, handover.py, drift.py (deletion.py runs on delete instead); around
+the steps that start and end a time without deliveries, gap_records.py records the gap.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ import dataclasses
 import logging
 
 from stripe_webhook_operator import conditions as cond
-from stripe_webhook_operator import creation, drift, handover, metrics, rotation, rotation_status
+from stripe_webhook_operator import (
+    creation,
+    drift,
+    gap_records,
+    handover,
+    metrics,
+    rotation,
+    rotation_status,
+)
 from stripe_webhook_operator import rotation_steps as steps
 from stripe_webhook_operator.exceptions import (
     ApiKeyMissing,
@@ -77,6 +86,7 @@ async def reconcile(rt: Runtime, namespace: str, name: str, fresh: bool) -> floa
     metrics.record_pass(
         work.spec.webhook, work.is_ready(), _rotation_step(work), rt.clock().timestamp()
     )
+    gap_records.publish(work)
     return delay
 
 
@@ -112,6 +122,7 @@ async def _run(work: Pass) -> float:
     key_secret = await work.rt.kube.get_secret(spec.namespace, spec.api_key_secret)
     work.rt.saw_secret(work.key, key_secret)
     work.api_key = api_key_in(key_secret, spec.namespace, spec.api_key_secret, spec.api_key_key)
+    await gap_records.requested(work)
     seen = _observed(work)
     changes = 0
     while changes < MAX_STEPS:
@@ -150,13 +161,16 @@ async def _carry_out(work: Pass, step: steps.Step, seen: Observed) -> Observed |
         case steps.Adopt():
             await creation.adopt(work, step)
         case steps.Begin():
+            gap_records.began(work, step)
             await creation.begin(work, step)
         case steps.Probe():
             return await handover.probe(work, seen)
         case steps.WaitForReceiver():
             return await handover.wait_for_receiver(work, step)
         case steps.EnableEndpoint():
-            return await handover.enable(work, step, seen)
+            enabled = await handover.enable(work, step, seen)
+            gap_records.enabled(work)
+            return enabled
         case steps.FinishOverlap():
             await handover.finish_overlap(work, step)
         case steps.Record():

@@ -9,7 +9,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -22,6 +22,9 @@ from stripe_webhook_operator.secret_value import SecretValue
 from stripe_webhook_operator.settings import Settings
 from stripe_webhook_operator.stripe_api import StripeGateway
 from stripe_webhook_operator.times import Clock, utc_now
+
+if TYPE_CHECKING:
+    from stripe_webhook_operator.recovery import Recoveries
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ class Runtime:
     cluster_id: str
     accounts: AccountCache | None = None
     receiver: ReceiverEntries | None = None
+    # The recovery loops, one per account (None: recovery off or no receiver configured).
+    recovery: Recoveries | None = None
     clock: Clock = utc_now
     wakeups: dict[tuple[str, str], Wakeup] = field(default_factory=dict)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
@@ -153,6 +158,8 @@ async def run_loop(
         metrics.WEBHOOKS.dec()
         metrics.record_rotation_step(f"{namespace}/{name}", None, rt.clock().timestamp())
         rt.secrets_seen.pop((namespace, name), None)
+        if rt.recovery is not None:
+            rt.recovery.forget((namespace, name))
 
 
 async def _loop(

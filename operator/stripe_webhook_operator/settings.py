@@ -53,11 +53,20 @@ class Settings:
     log_level: str = "INFO"
     orphan_sweep: bool = True
     receiver_pod_nudge: bool = True
+    recovery: bool = True
+    recovery_interval: float = 300.0
+    recovery_retry: float = 30.0
+    event_retention: float = 30 * 86400.0
 
     @property
     def clusterwide(self) -> bool:
         """Whether the operator watches every namespace (no `--namespace` given)."""
         return not self.namespaces
+
+    @property
+    def recovers(self) -> bool:
+        """Whether gaps are recorded and recovered: on, with a receiver to deliver to."""
+        return self.recovery and self.receiver_url is not None
 
     @property
     def handshake_configured(self) -> bool:
@@ -133,6 +142,23 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "true",
         "annotate the receiver Service's Pods after each write of their Secret, so that the "
         "kubelet remounts it at once (needs `--receiver-service`)",
+    )
+    add(
+        "recovery",
+        "true",
+        "record the gaps in each webhook's deliveries and redeliver their events from Stripe's "
+        "Events API (needs `--receiver-url`)",
+    )
+    add(
+        "recovery-interval",
+        "5m",
+        "how often each Stripe account is scanned for failed deliveries and its gaps recovered",
+    )
+    add("recovery-retry", "30s", "first wait before redelivering a gap again (doubles, 1h at most)")
+    add(
+        "event-retention",
+        "720h",
+        "how far back Stripe keeps events: older gaps are reported as beyond retention",
     )
     return parser
 
@@ -213,4 +239,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         log_level=level,
         orphan_sweep=str(args.orphan_sweep).lower() in {"1", "true", "yes", "on"},
         receiver_pod_nudge=str(args.receiver_pod_nudge).lower() in {"1", "true", "yes", "on"},
+        recovery=str(args.recovery).lower() in {"1", "true", "yes", "on"},
+        recovery_interval=max(_duration("recovery-interval", args.recovery_interval), 0.5),
+        recovery_retry=max(_duration("recovery-retry", args.recovery_retry), 0.1),
+        event_retention=max(_duration("event-retention", args.event_retention), 1.0),
     )

@@ -1,4 +1,5 @@
-"""The one place that talks to Stripe: webhook endpoints through stripe-python's StripeClient.
+"""The one place that talks to Stripe, through stripe-python's StripeClient: webhook endpoints, and
+the Events API that recovery lists missed events from.
 
 Every call passes the process-wide token bucket; 429, 5xx and network errors are retried with
 exponential backoff and full jitter (stripe-python itself is told not to retry, because it does
@@ -13,7 +14,7 @@ import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import stripe
@@ -114,6 +115,16 @@ def _plain(obj: Any) -> dict[str, Any]:
         result: dict[str, Any] = obj.to_dict()
         return result
     return dict(obj)
+
+
+def _raw_items(page: Any) -> list[dict[str, Any]]:
+    """Return a list page's items as Stripe sent them (JSON values, not stripe-python's
+    objects, which turn decimal strings into Decimals)."""
+    response = getattr(page, "last_response", None)
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        return [dict(item) for item in data["data"]]
+    return [item.to_dict(for_json=True) for item in page.data or []]
 
 
 def to_endpoint(raw: Any) -> StripeEndpoint:
@@ -275,3 +286,41 @@ class StripeGateway:
                 break
             starting_after = items[-1]["id"]
         return endpoints
+
+    async def list_events(
+        self,
+        api_key: SecretValue,
+        types: Sequence[str],
+        created_gte: int,
+        created_lte: int,
+        *,
+        delivery_success: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the account's events of `types` created in [`created_gte`, `created_lte`]
+        (Unix seconds), every page, oldest first; with `delivery_success`, only those
+        (`False`: some webhook has not, or not yet, been delivered to)."""
+        service = self._client(api_key).v1.events
+        events: list[dict[str, Any]] = []
+        starting_after: str | None = None
+        for _page in range(10_000):
+            params: dict[str, Any] = {
+                "types": sorted(types),
+                "created": {"gte": created_gte, "lte": created_lte},
+                "limit": PAGE_SIZE,
+            }
+            if delivery_success is not None:
+                params["delivery_success"] = delivery_success
+            if starting_after:
+                params["starting_after"] = starting_after
+            page: Any = await self._call(
+                "list_events",
+                lambda params=params: service.list_async(params),  # type: ignore[misc]
+            )
+            items = _raw_items(page)
+            events.extend(items)
+            if not page.has_more or not items:
+                break
+            starting_after = str(items[-1]["id"])
+        # Stripe lists newest first; within a second, its order of creation is the listing's.
+        events.reverse()
+        return sorted(events, key=lambda event: int(event.get("created") or 0))

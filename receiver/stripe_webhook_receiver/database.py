@@ -10,8 +10,18 @@ the whole group durable before any of its callers answers; requests arriving mea
 the next group. Under load this amortises the fsync over many requests; at one request at a
 time it costs nothing extra.
 
-PostgreSQL (several replicas): each unit gets a pooled connection in a worker thread and its
-own transaction; the server does the group commit.
+PostgreSQL (several replicas): the same group commit, per replica. Units queue up on the event
+loop; a committer task hands each group to one of PG_LANES worker threads, which runs it on
+its own pooled connection as one transaction (optimistic first, then one savepoint per unit
+if a unit fails), so a group of deliveries pays one BEGIN, one COMMIT and one wait for the
+WAL flush instead of one each. Each statement is a round trip to the server, so a few groups
+run at once, each on its own lane: while one waits for the server, the next forms and
+starts. A transaction per unit (the server's own group commit of concurrent
+backends) costs two more round trips and a thread hop per unit, and on a durable server
+(`fsync=on`) each unit then waits for a WAL flush of its own or a neighbour's. Groups of
+different replicas touch the same rows in any order; a group that loses a deadlock is run
+again with a savepoint per unit, and only a unit that still fails is answered with its error.
+`run_sync` runs one unit in a transaction of its own.
 
 Units must touch nothing but the database, since a group may run them twice (see
 `_run_group`). A unit run with `durable=False` commits without waiting for the disk (SQLite:
@@ -50,6 +60,8 @@ T = TypeVar("T")
 A = TypeVar("A")
 MAX_GROUP = 256
 PG_POOL_SIZE = 8
+# Commit groups in flight at once per replica (each holds one pooled connection).
+PG_LANES = 4
 PG_CONNECT_TIMEOUT = 5
 # Seconds shutdown waits for queued units (uvicorn has already finished in-flight requests).
 CLOSE_TIMEOUT = 10.0
@@ -145,7 +157,8 @@ class _Job:
 
 
 class _Flusher:
-    """One thread that runs the durable commits (their fsync) off the event loop.
+    """One thread that runs the blocking part of each commit group off the event loop: the
+    durable commits (their fsync) on SQLite, the whole group on PostgreSQL.
 
     `loop.run_in_executor` costs about three times the CPU per call of this queue and
     `call_soon_threadsafe` (a concurrent.futures Future with its condition variable, the
@@ -159,7 +172,7 @@ class _Flusher:
         self._queue: queue.SimpleQueue[_FlushWork | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def run(self, function: Callable[[str], Any], argument: str) -> asyncio.Future[Any]:
+    def run(self, function: Callable[[Any], Any], argument: Any) -> asyncio.Future[Any]:
         """Call `function(argument)` in the thread; the future gets its result or error."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -191,8 +204,8 @@ class _Flusher:
 
 @dataclass
 class _FlushWork:
-    function: Callable[[str], Any]
-    argument: str
+    function: Callable[[Any], Any]
+    argument: Any
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
 
@@ -206,23 +219,67 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-class SqliteDatabase:
+class _GroupQueue:
+    """What both databases share: units submitted on the event loop wait in a queue for the
+    next commit group, which each database's `_commit_loop` task forms and runs."""
+
+    _committer_name = "committer"
+
+    def __init__(self) -> None:
+        self._pending: list[_Job] = []
+        self._wakeup: asyncio.Event | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
+        """Run `unit` in the next commit group; return once that group has committed (and,
+        unless `durable` is false, is on disk)."""
+        return await self._submit(unit, None, durable)
+
+    async def run_pair(self, first: Unit[A], then: Then[A, T]) -> T:
+        """Commit `first` (not waiting for the disk), then run `then` with its result in a
+        second transaction; return once that one is on disk (see the module docstring)."""
+        return await self._submit(first, then, True)
+
+    async def _submit(self, first: Unit[Any], then: Then[Any, T] | None, durable: bool) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Job(first, then, future, durable))
+        if self._committer is None or self._committer.done():
+            self._wakeup = asyncio.Event()
+            self._committer = loop.create_task(self._commit_loop(), name=self._committer_name)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await future
+
+    async def _commit_loop(self) -> None:
+        raise NotImplementedError
+
+    async def _stop_committer(self) -> None:
+        """Let the queued and running groups finish, then stop the committer."""
+        if self._committer is not None and self._wakeup is not None:
+            self._closing = True
+            self._wakeup.set()
+            # On a timeout, wait_for cancels the committer.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._committer, CLOSE_TIMEOUT)
+
+
+class SqliteDatabase(_GroupQueue):
     """An SQLite file in WAL mode whose units run in groups, each group one commit."""
 
     dialect = "sqlite"
+    _committer_name = "sqlite-committer"
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
         self._connection: sqlite3.Connection | None = None
         self._durable = True
         # Held while the connection is in use: by the committer (across the commit it hands
         # to the worker thread) or by `run_sync`.
         self._lock = threading.Lock()
-        self._pending: list[_Job] = []
-        self._wakeup: asyncio.Event | None = None
-        self._committer: asyncio.Task[None] | None = None
         self._flusher = _Flusher("sqlite-commit")
-        self._closing = False
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -247,27 +304,6 @@ class SqliteDatabase:
             with contextlib.suppress(sqlite3.Error):
                 self._connection.close()
             self._connection = None
-
-    async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
-        """Run `unit` in the next commit group; return once that group has committed (and,
-        unless `durable` is false, is on disk)."""
-        return await self._submit(unit, None, durable)
-
-    async def run_pair(self, first: Unit[A], then: Then[A, T]) -> T:
-        """Commit `first` (not waiting for the disk), then run `then` with its result in a
-        second transaction; return once that one is on disk (see the module docstring)."""
-        return await self._submit(first, then, True)
-
-    async def _submit(self, first: Unit[Any], then: Then[Any, T] | None, durable: bool) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending.append(_Job(first, then, future, durable))
-        if self._committer is None or self._committer.done():
-            self._wakeup = asyncio.Event()
-            self._committer = loop.create_task(self._commit_loop(), name="sqlite-committer")
-        assert self._wakeup is not None
-        self._wakeup.set()
-        return await future
 
     async def _commit_loop(self) -> None:
         # Units run here, on the event loop, and take microseconds; only the commit's fsync
@@ -371,13 +407,7 @@ class SqliteDatabase:
 
     async def aclose(self) -> None:
         """Let the queued and running groups finish, stop the committer, close the file."""
-        if self._committer is not None and self._wakeup is not None:
-            self._closing = True
-            self._wakeup.set()
-            # On a timeout, wait_for cancels the committer.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._committer, CLOSE_TIMEOUT)
-
+        await self._stop_committer()
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:
@@ -413,7 +443,7 @@ def _run_unit(tx: Transaction, unit: Unit[Any], savepoint: bool = True) -> tuple
         if savepoint:
             tx.execute("ROLLBACK TO unit")
             tx.execute("RELEASE unit")
-        return False, _translate_sqlite(exc) if isinstance(exc, sqlite3.Error) else exc
+        return False, _translate(exc)
     if savepoint:
         tx.execute("RELEASE unit")
     return True, value
@@ -425,15 +455,37 @@ def _translate_sqlite(exc: sqlite3.Error) -> BaseException:
     return exc
 
 
-class PostgresDatabase:
-    """A PostgreSQL database shared by every replica, used through a small connection pool."""
+def _translate_postgres(exc: psycopg.Error) -> BaseException:
+    if _postgres_unavailable(exc):
+        return DatabaseUnavailable(f"PostgreSQL error: {type(exc).__name__}: {exc}")
+    return exc
+
+
+def _translate(exc: Exception) -> BaseException:
+    """A unit's database error as the caller sees it; its own exceptions unchanged."""
+    if isinstance(exc, sqlite3.Error):
+        return _translate_sqlite(exc)
+    if isinstance(exc, psycopg.Error):
+        return _translate_postgres(exc)
+    return exc
+
+
+class PostgresDatabase(_GroupQueue):
+    """A PostgreSQL database shared by every replica, used through a small connection pool;
+    units submitted from the event loop run in commit groups (see the module docstring)."""
 
     dialect = "postgresql"
+    _committer_name = "postgres-committer"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(PG_POOL_SIZE)
+        self._workers = [_Flusher("postgres-commit") for _ in range(PG_LANES)]
+        self._idle_workers = list(self._workers)
+        self._lanes: asyncio.Semaphore | None = None
+        self._groups: set[asyncio.Task[None]] = set()
 
     def _acquire(self) -> psycopg.Connection[Any]:
         try:
@@ -445,7 +497,7 @@ class PostgresDatabase:
         return connection
 
     def _connect(self) -> psycopg.Connection[Any]:
-        # autocommit: each unit's `transaction()` block is the one transaction it runs in.
+        # autocommit: each `transaction()` block is the one transaction its units run in.
         return psycopg.connect(self.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT)
 
     def _with_connection(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
@@ -484,28 +536,102 @@ class PostgresDatabase:
         """Run `unit` in a transaction of its own on a pooled connection."""
         return self._with_connection(lambda c: self._transaction(c, unit, durable))
 
-    def _run_pair_sync(self, first: Unit[A], then: Then[A, T]) -> T:
-        def work(connection: psycopg.Connection[Any]) -> T:
-            value = self._transaction(connection, first, False)
-            return self._transaction(connection, _bind(then, value), True)
+    async def _commit_loop(self) -> None:
+        # Up to PG_LANES groups at a time: whatever arrives while every lane is busy forms the
+        # next group, which starts as soon as a lane is free.
+        assert self._wakeup is not None
+        self._lanes = asyncio.Semaphore(PG_LANES)
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._lanes.acquire()
+                group = self._pending[:MAX_GROUP]
+                del self._pending[:MAX_GROUP]
+                task = asyncio.get_running_loop().create_task(
+                    self._run_group(group, self._idle_workers.pop())
+                )
+                self._groups.add(task)
+                task.add_done_callback(self._groups.discard)
+            if self._closing:
+                await asyncio.gather(*self._groups)
+                return
+
+    async def _run_group(self, submitted: list[_Job], worker: _Flusher) -> None:
+        try:
+            await self._run_group_on(submitted, worker)
+        finally:
+            self._idle_workers.append(worker)
+            assert self._lanes is not None
+            self._lanes.release()
+
+    async def _run_group_on(self, submitted: list[_Job], worker: _Flusher) -> None:
+        # A caller that gave up (its task was cancelled) is skipped, never answered twice.
+        group = [job for job in submitted if not job.future.done()]
+        if not group:
+            return
+        try:
+            outcomes = await worker.run(self._run_group_sync, group)
+        except Exception as exc:
+            for job in group:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        _answer(list(zip(group, outcomes, strict=True)))
+
+    def _run_group_sync(self, group: list[_Job]) -> list[tuple[bool, Any]]:
+        """In the worker thread: every job's first unit in one transaction, then the pairs'
+        second units in another, on one connection; return each job's (ok, value)."""
+
+        def work(connection: psycopg.Connection[Any]) -> list[tuple[bool, Any]]:
+            durable = any(job.durable for job in group if job.then is None)
+            outcomes = self._group_transaction(connection, [job.first for job in group], durable)
+            seconds = [
+                (index, _bind(job.then, value))
+                for index, (job, (ok, value)) in enumerate(zip(group, outcomes, strict=True))
+                if job.then is not None and ok
+            ]
+            if seconds:
+                results = self._group_transaction(connection, [unit for _, unit in seconds], True)
+                for (index, _), result in zip(seconds, results, strict=True):
+                    outcomes[index] = result
+            return outcomes
 
         return self._with_connection(work)
 
-    async def run(self, unit: Unit[T], *, durable: bool = True) -> T:
-        """Run `unit` in a worker thread; return once its transaction has committed."""
-        return await asyncio.to_thread(self.run_sync, unit, durable)
+    def _group_transaction(
+        self, connection: psycopg.Connection[Any], units: list[Unit[Any]], durable: bool
+    ) -> list[tuple[bool, Any]]:
+        """Run `units` in one transaction and commit it; return each unit's (ok, value).
 
-    async def run_pair(self, first: Unit[A], then: Then[A, T]) -> T:
-        """Commit `first` (not waiting for the disk), then `then` with its result, durably,
-        on one connection in one worker-thread trip."""
-        return await asyncio.to_thread(self._run_pair_sync, first, then)
+        Optimistic first, without savepoints (they cost two round trips per unit): a failing
+        unit aborts the whole transaction, which then runs again with a savepoint per unit.
+        """
+        tx = Transaction(connection, self.dialect)
+        with connection.transaction():
+            if not durable:
+                connection.execute("SET LOCAL synchronous_commit = off")
+            results: list[tuple[bool, Any]] = []
+            for unit in units:
+                ok, value = _run_unit(tx, unit, False)
+                if not ok:
+                    raise psycopg.Rollback()
+                results.append((ok, value))
+            return results
+        with connection.transaction():
+            if not durable:
+                connection.execute("SET LOCAL synchronous_commit = off")
+            return [_run_unit(tx, unit, True) for unit in units]
 
     async def aclose(self) -> None:
-        """Close the pooled connections."""
+        """Let the queued groups finish, stop the committer, close the pooled connections."""
+        await self._stop_committer()
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:
-        """Close every idle connection."""
+        """Stop the worker threads and close every idle connection."""
+        for worker in self._workers:
+            worker.stop()
         while True:
             try:
                 self._idle.get_nowait().close()

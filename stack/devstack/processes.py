@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -25,6 +25,30 @@ T = TypeVar("T")
 
 class StackError(RuntimeError):
     """A local-stack component failed to build, start or become ready."""
+
+
+class Forwarded(Protocol):
+    """A way in from the host to a server inside the node (devstack.node.forward)."""
+
+    def url(self, index: int = 0, scheme: str = "http") -> str: ...
+
+    def stop(self) -> None: ...
+
+
+class Node(Protocol):
+    """What a server of the stack needs of a node (devstack.node.cluster) to run inside it:
+    to start a process in its namespaces, and a way in from the host."""
+
+    def run_inside(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> ManagedProcess: ...
+
+    def expose(self, host: str, port: int) -> Forwarded: ...
 
 
 def stack_env(base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -158,6 +158,15 @@ class ChartRelease:
         ).stdout
         return [doc for doc in yaml.safe_load_all(text) if doc]
 
+    def rendered(self, *extra_sets: str) -> list[dict[str, Any]]:
+        """The objects `helm template` makes of the chart with this release's name, namespace
+        and values, and `extra_sets` (e.g. parts the cluster has no CRDs for)."""
+        args = ["template", self.name, str(CHART), *self.arguments()]
+        for assignment in extra_sets:
+            args += ["--set", assignment]
+        text = helm(self.kubectl.kubeconfig, *args).stdout
+        return [doc for doc in yaml.safe_load_all(text) if doc]
+
     def test(self) -> subprocess.CompletedProcess[str]:
         """`helm test`: the chart's own test Pod, from the same image."""
         return helm(

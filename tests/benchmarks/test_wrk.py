@@ -11,7 +11,7 @@ Requests/sec:   1879.96
 BENCH_RESULT {"duration_us": 2000000, "requests": 500, "bytes": 80000, \
 "errors": {"connect": 0, "read": 1, "write": 0, "status": 3, "timeout": 2}, \
 "latency_us": {"mean": 800.5, "max": 9000, "p50": 700, "p90": 1500, "p99": 4250, \
-"p999": 8000}, "statuses": {"200": 497, "503": 3}, "wraps": 0}
+"p999": 8000}, "statuses": {"200": 497, "503": 3}, "exhausted": 0}
 """
 
 

@@ -3,15 +3,13 @@ queries only series the receiver and the operator really export on /metrics."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devstack.cluster.kubectl import Cluster, Kubectl
-from devstack.processes import REPO_ROOT
+from devstack.services.dashboard import dashboard, panels
 from tests.observability.exports import (
     exported_series,
     named_metrics,
@@ -19,7 +17,6 @@ from tests.observability.exports import (
     receiver_exposition,
 )
 
-DASHBOARD = REPO_ROOT / "charts" / "stripe-webhook-operator" / "dashboards" / "stripe-webhook.json"
 # What issue 7 asks the dashboard to show, by words its panel titles must carry.
 TOPICS = (
     "deliveries by outcome",
@@ -28,17 +25,6 @@ TOPICS = (
     "per app",
     "operator errors",
 )
-
-
-def dashboard() -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(DASHBOARD.read_text())
-    return parsed
-
-
-def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for panel in board["panels"]:
-        yield panel
-        yield from panel.get("panels", [])
 
 
 def queries(board: dict[str, Any]) -> list[str]:

@@ -3,7 +3,6 @@ Stripe account, operators stopped by PID) and the real receiver fed by the Secre
 
 from __future__ import annotations
 
-from tests.operator.conftest import scene, stripewebhook_crd
-from tests.operator.test_rotation import receiver
+from tests.operator.conftest import receiver, scene, stripewebhook_crd
 
 __all__ = ["receiver", "scene", "stripewebhook_crd"]

@@ -14,10 +14,7 @@ chart's alerting rules meanwhile: the one alert that must fire is the disabled e
 from __future__ import annotations
 
 import json
-import math
-import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -28,10 +25,10 @@ from devstack.project.objects import api_key_secret, webhook_manifest
 from devstack.project.receiver_process import FedReceiver as Receiver
 from devstack.project.rotation.run import operator_flags
 from devstack.project.scene import Scene, ready_webhook
+from devstack.services.dashboard import evaluate
 from devstack.services.prometheus import PrometheusServer
 from devstack.services.scrape_config import local_config
 from stripe_webhook_operator import constants as c
-from tests.docs.test_dashboard import dashboard, panels
 from tests.operator.conftest import condition_reason
 from tests.operator.test_rotation import annotate, rotated_to
 
@@ -40,10 +37,6 @@ pytestmark = pytest.mark.integration
 NAME = "shop"
 API_KEY_SECRET = "shop-api-key"
 SCRAPE_SECONDS = 1
-# Grafana sizes $__interval as the time range over the panel's points, never below the data
-# source's scrape interval; a panel about 1,000 points wide.
-MAX_DATA_POINTS = 1000
-LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 # Queries that cannot have data in this journey, by (panel title, legend), with the reason.
 WITHOUT_DATA = {
     ("Secret reloads", "errors (1h)"): (
@@ -54,58 +47,6 @@ WITHOUT_DATA = {
 # The alerts the journey must make fire: Stripe disabled the endpoint once. Every other alert
 # stays silent through a healthy journey.
 EXPECTED_FIRING = {"StripeWebhookEndpointDisabledByStripe"}
-
-
-@dataclass(frozen=True)
-class Query:
-    """One query of a panel, as Grafana sends it: its text with the variables substituted."""
-
-    panel: str
-    legend: str
-    expr: str
-
-
-def grafana_variables(board: dict[str, Any], range_seconds: float) -> dict[str, str]:
-    """The values Grafana gives the dashboard's variables for a time range: `All` for each
-    query variable (its `allValue`), and the built-in intervals."""
-    interval = max(SCRAPE_SECONDS, math.ceil(range_seconds / MAX_DATA_POINTS))
-    values = {
-        "__interval": f"{interval}s",
-        # Grafana's definition: at least four scrape intervals, and one more than $__interval.
-        "__rate_interval": f"{max(interval + SCRAPE_SECONDS, 4 * SCRAPE_SECONDS)}s",
-    }
-    for variable in board["templating"]["list"]:
-        if variable["type"] == "query":
-            assert variable["current"]["value"] == "$__all", variable["name"]
-            values[variable["name"]] = variable["allValue"]
-    return values
-
-
-def substitute(expr: str, values: dict[str, str]) -> str:
-    """Replace `$name` and `${name}` as Grafana does; fail on a variable it would not know."""
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        assert name in values, f"unknown Grafana variable ${name} in {expr}"
-        return values[name]
-
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
-
-
-def dashboard_queries(range_seconds: float) -> list[Query]:
-    board = dashboard()
-    values = grafana_variables(board, range_seconds)
-    return [
-        Query(panel["title"], target.get("legendFormat", ""), substitute(target["expr"], values))
-        for panel in panels(board)
-        for target in panel.get("targets", [])
-    ]
-
-
-def samples(series: list[dict[str, Any]]) -> list[float]:
-    """The finite values of a range query's series: what Grafana would draw."""
-    values = [float(value) for item in series for _, value in item["values"]]
-    return [value for value in values if math.isfinite(value)]
 
 
 def seen(server: PrometheusServer, expr: str) -> bool:
@@ -131,17 +72,6 @@ def update(scene: Scene, subscription_id: str, step: str) -> None:
     scene.client().v1.subscriptions.update(subscription_id, params={"metadata": {"step": step}})
 
 
-def total(server: PrometheusServer, series: str) -> float:
-    """The sum of a counter over its series, as Prometheus last scraped it (0 without any)."""
-    result = server.query(f"sum({series})")
-    return float(result[0]["value"][1]) if result else 0.0
-
-
-def wait_for_more(server: PrometheusServer, what: str, series: str, than: float) -> None:
-    """Wait until Prometheus has scraped the counter `series` above `than`."""
-    server.wait_for(what, lambda: total(server, series) > than)
-
-
 def delivered(outcome: str) -> str:
     return f'stripe_webhook_receiver_deliveries_total{{outcome="{outcome}"}}'
 
@@ -163,25 +93,25 @@ def run_journey(scene: Scene, receiver: Receiver, server: PrometheusServer) -> N
     apply_before_the_api_key(scene)
     subscription = scene.stripe.create_subscription(scene.api_key)
     update(scene, subscription.id, "before-receipt")
-    wait_for_more(server, "a delivery held for its receipt", delivered("receipt_not_found"), 0)
+    server.wait_above("a delivery held for its receipt", delivered("receipt_not_found"), 0)
 
     register_receipt(scene, receiver, subscription.id)
     replayed = "stripe_webhook_receiver_replayed_deliveries_total"
-    wait_for_more(server, "the held delivery replayed", replayed, 0)
-    applied = total(server, delivered("applied"))
+    server.wait_above("the held delivery replayed", replayed, 0)
+    applied = server.total(delivered("applied"))
     update(scene, subscription.id, "after-receipt")
-    wait_for_more(server, "the next update applied", delivered("applied"), applied)
+    server.wait_above("the next update applied", delivered("applied"), applied)
 
     probe = httpx.post(f"{receiver.url}/webhooks/{scene.namespace}/{NAME}", content=b"{}")
     assert probe.status_code == 400
     failures = "stripe_webhook_receiver_verification_failures_total"
-    wait_for_more(server, "the unsigned request counted", failures, 0)
+    server.wait_above("the unsigned request counted", failures, 0)
 
     annotate(scene, NAME, f"{c.ANNOTATION_ROTATE}=journey", f"{c.ANNOTATION_ROTATE_OVERLAP}=8s")
     rotated_to(scene, NAME, 2, step="Overlap")
-    duplicates = total(server, delivered("duplicate"))
+    duplicates = server.total(delivered("duplicate"))
     update(scene, subscription.id, "during-overlap")
-    wait_for_more(server, "the overlap's second copy", delivered("duplicate"), duplicates)
+    server.wait_above("the overlap's second copy", delivered("duplicate"), duplicates)
     step = "stripe_webhook_operator_rotation_step_started_timestamp_seconds"
     overlap = f'last_over_time({step}{{step="Overlap"}}[5m])'
     server.wait_for("the overlap seen as a rotation step", lambda: seen(server, overlap))
@@ -225,19 +155,18 @@ def test_every_dashboard_query_has_data_after_the_journey(
     end = time.time()
 
     missing = []
-    for query in dashboard_queries(end - began):
-        result = server.query_range(query.expr, began, end, SCRAPE_SECONDS)
-        key = (query.panel, query.legend)
+    for evaluated in evaluate(server, began, end, SCRAPE_SECONDS):
+        key = evaluated.query.key
         if key in WITHOUT_DATA:
-            assert not samples(result), f"{key} has data now: drop it from WITHOUT_DATA"
+            assert not evaluated.samples, f"{key} has data now: drop it from WITHOUT_DATA"
             continue
-        if not samples(result):
-            missing.append(f"{query.panel} / {query.legend}: {query.expr}")
+        if not evaluated.samples:
+            missing.append(evaluated.describe())
             continue
-        for label in LEGEND_LABEL.findall(query.legend):
-            assert all(label in item["metric"] for item in result), (
-                f"{query.panel}: the legend names `{label}`, which its series do not carry"
-            )
+        assert not evaluated.legend_labels_missing(), (
+            f"{key}: the legend names {evaluated.legend_labels_missing()}, which its series "
+            "do not carry"
+        )
     assert not missing, "queries without data after the journey:\n" + "\n".join(missing)
 
     webhooks = server.label_values("webhook", "stripe_webhook_receiver_deliveries_total")

@@ -13,6 +13,7 @@ import pytest
 from devstack.cluster.kubectl import Cluster, Kubectl
 from devstack.processes import poll
 from devstack.project.objects import apply_crd, condition, secret_data, try_get_json
+from devstack.project.receiver_process import FedReceiver
 from devstack.project.scene import RECEIVER_SECRET, Scene, open_scene
 from stripe_webhook_operator import constants as c
 
@@ -38,6 +39,16 @@ def receiver_entry(scene: Scene, name: str) -> dict[str, Any] | None:
 @pytest.fixture(scope="session")
 def stripewebhook_crd(kubectl: Kubectl) -> None:
     apply_crd(kubectl)
+
+
+@pytest.fixture
+def receiver(scene: Scene, kube_cluster: Cluster, tmp_path: Path) -> Iterator[FedReceiver]:
+    """The real receiver, fed the scene's aggregated Secret by a projector, as a kubelet would."""
+    process = FedReceiver(
+        kube_cluster.kubeconfig, scene.namespace, RECEIVER_SECRET, tmp_path / "receiver"
+    ).start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture

@@ -66,3 +66,34 @@ def test_rate_limits_are_counted_apart_from_other_refusals() -> None:
     assert call_outcome(404) == "4xx"
     assert call_outcome(503) == "5xx"
     assert call_outcome(None) == "network"
+
+
+RECOVERY_SERIES = (
+    "stripe_webhook_operator_recovery_gaps_open",
+    "stripe_webhook_operator_recovery_oldest_gap_seconds",
+    "stripe_webhook_operator_events_recovered_total",
+    "stripe_webhook_operator_recovery_beyond_retention_total",
+)
+
+
+def test_a_webhooks_recovery_series_exist_from_its_first_pass_counters_at_zero() -> None:
+    labels = {"namespace": "billing", "webhook": "gaps"}
+    metrics.record_gaps("billing", "gaps", 2, 90.0)
+    sample = metrics.REGISTRY.get_sample_value
+    assert sample("stripe_webhook_operator_recovery_gaps_open", labels) == 2
+    assert sample("stripe_webhook_operator_recovery_oldest_gap_seconds", labels) == 90.0
+    assert sample("stripe_webhook_operator_events_recovered_total", labels) == 0
+    assert sample("stripe_webhook_operator_recovery_beyond_retention_total", labels) == 0
+    metrics.EVENTS_RECOVERED.labels(**labels).inc(3)
+    metrics.record_gaps("billing", "gaps", 0, 0.0)
+    assert sample("stripe_webhook_operator_recovery_gaps_open", labels) == 0
+    assert sample("stripe_webhook_operator_events_recovered_total", labels) == 3
+
+
+def test_a_webhook_no_longer_handled_leaves_no_recovery_series() -> None:
+    metrics.record_gaps("billing", "gone", 1, 5.0)
+    metrics.forget_gaps("billing", "gone")
+    text = metrics.exposition().decode()
+    for name in RECOVERY_SERIES:
+        assert f'{name}{{namespace="billing",webhook="gone"}}' not in text
+    metrics.forget_gaps("billing", "never-seen")  # nothing to drop: no error

@@ -18,7 +18,7 @@ from devstack.cluster.kubectl import Kubectl
 from devstack.processes import poll, wait_until
 from devstack.project.objects import get_json, webhook_manifest
 from devstack.project.scene import Scene
-from stripe_webhook_operator import constants, plugin, plugin_cluster, plugin_view
+from stripe_webhook_operator import constants, plugin, plugin_cluster, plugin_recovery, plugin_view
 from stripe_webhook_operator.times import rfc3339
 from tests.operator.test_crd import create_webhook, patch_status
 
@@ -275,10 +275,10 @@ def test_status_table_lines_up_columns_and_sorts_rows() -> None:
     assert header == (
         "NAMESPACE   NAME    ENDPOINT   STRIPE STATUS   SECRET VERSION   LAST ROTATION"
         "          OVERLAP ENDS           READY    SYNCED   SECRETPROPAGATED"
-        "             ROTATING"
+        "             ROTATING   RECOVERED   OPEN GAPS"
     )
     assert first.index("alpha") == header.index("   NAME ") + 3
-    assert first.split() == ["apps", "alpha"] + ["<none>"] * 9
+    assert first.split() == ["apps", "alpha"] + ["<none>"] * 11
     assert second.split() == [
         "billing",
         "zeta",
@@ -292,10 +292,12 @@ def test_status_table_lines_up_columns_and_sorts_rows() -> None:
         "False",
         "(WaitingForReceiver)",
         "Overlap",
+        "<none>",
+        "<none>",
     ]
     # Every column starts at the same offset on every line.
     offset = header.index("SECRETPROPAGATED")
-    assert second[offset:] == "False (WaitingForReceiver)   Overlap"
+    assert second[offset:].split("   ")[:2] == ["False (WaitingForReceiver)", "Overlap"]
     assert table.endswith("\n")
 
 
@@ -314,6 +316,193 @@ def test_api_errors_become_sentences() -> None:
         "StripeWebhook 'n/a' was not found; list them with `kubectl stripe status -A`."
     )
     assert "allowed to read and patch" in plugin_cluster.api_error_sentence(403, "forbidden", "x")
+
+
+# --- unit: recover request and progress ----------------------------------------------------
+
+
+def test_recover_arguments() -> None:
+    args = plugin.build_parser().parse_args(
+        ["recover", "my-app", "-n", "billing", "--since", "48h", "--timeout", "5m"]
+    )
+    assert (args.command, args.name, args.namespace, args.since) == (
+        "recover",
+        "my-app",
+        "billing",
+        "48h",
+    )
+    assert (args.wait, args.timeout) == (True, 300.0)
+    assert (
+        plugin.build_parser().parse_args(["recover", "a", "--since", "1h", "--no-wait"]).wait
+        is False
+    )
+
+
+def test_since_is_a_duration_back_from_the_injected_clock_or_an_rfc3339_time() -> None:
+    assert plugin_recovery.recovery_since("48h", NOW) == NOW - datetime.timedelta(hours=48)
+    assert plugin_recovery.recovery_since("90m", NOW) == NOW - datetime.timedelta(minutes=90)
+    moment = NOW - datetime.timedelta(days=2)
+    assert plugin_recovery.recovery_since(rfc3339(moment), NOW) == moment
+    offset = moment.astimezone(datetime.timezone(datetime.timedelta(hours=2)))
+    assert plugin_recovery.recovery_since(offset.isoformat(), NOW) == moment
+    assert plugin_recovery.recovery_since("719h", NOW) == NOW - datetime.timedelta(hours=719)
+
+
+@pytest.mark.parametrize(
+    ("since", "complaint"),
+    [
+        ("yesterday", "is neither a duration nor an RFC 3339 time; write a duration such as '48h'"),
+        ("2d", "is neither a duration nor an RFC 3339 time"),
+        ("2031-05-04", "is neither a duration nor an RFC 3339 time"),
+        ("2031-05-04T20:00:00", "is neither a duration nor an RFC 3339 time"),
+        ("0", "must be longer than 0"),
+        ("720h", "is more than 719h ago and Stripe keeps events for 30 days only"),
+        ("2031-05-04T22:00:00Z", "is in the future (it is now 2031-05-04T21:00:00Z)"),
+        ("2031-04-01T00:00:00Z", "write at most '719h', or a time after 2031-04-04T22:00:00Z"),
+    ],
+)
+def test_bad_since_says_what_to_write(since: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match="`--since`") as refused:
+        plugin_recovery.recovery_since(since, NOW)
+    assert complaint in str(refused.value)
+
+
+def test_bad_since_exits_2_before_any_connection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = str(tmp_path / "absent")  # a connection would fail with exit 1 instead
+    with pytest.raises(SystemExit) as exited:
+        plugin.main(["recover", "a", "--since", "last week", "--kubeconfig", kubeconfig])
+    assert exited.value.code == plugin.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: `--since` 'last week' is neither a duration nor an RFC 3339")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_recover_annotations_carry_the_request_id_and_the_start() -> None:
+    since = NOW - datetime.timedelta(hours=48)
+    assert plugin_recovery.recover_annotations("r1", since) == {
+        constants.ANNOTATION_RECOVER: "r1",
+        constants.ANNOTATION_RECOVER_SINCE: "2031-05-02T21:00:00Z",
+    }
+
+
+def gap(start: datetime.datetime, end: datetime.datetime | None = None, **fields: Any) -> dict:
+    item: dict[str, Any] = {"from": rfc3339(start), "reason": "Requested", **fields}
+    if end is not None:
+        item["to"] = rfc3339(end)
+    return item
+
+
+def recovery(request: str | None = None, *conditions: dict, **fields: Any) -> Any:
+    status: dict[str, Any] = {"recovery": {"request": request, **fields}}
+    if conditions:
+        status["conditions"] = list(conditions)
+    return plugin_recovery.RecoveryProgress.from_status(status)
+
+
+HOUR = datetime.timedelta(hours=1)
+
+
+def test_recovery_is_done_once_handled_and_no_gap_holds_the_interval() -> None:
+    since = NOW - 48 * HOUR
+    assert not recovery().handled("r")
+    assert not recovery("earlier").handled("r")
+    handled = recovery("r", gaps=[gap(since, NOW, listed=10, answered=4)])
+    assert handled.handled("r")
+    assert len(handled.open_gaps(since, NOW)) == 1
+    # An older gap that ended before `since`, or a newer one begun after the request, is
+    # another incident: it does not hold this recovery up.
+    elsewhere = recovery("r", gaps=[gap(since - 5 * HOUR, since - HOUR), gap(NOW + HOUR)])
+    assert elsewhere.open_gaps(since, NOW) == []
+    # A gap still open (no `to`) that began before reaches into the interval.
+    still_open = recovery("r", gaps=[gap(since - 5 * HOUR, reason="DisabledByStripe")])
+    assert len(still_open.open_gaps(since, NOW)) == 1
+    assert recovery("r", gaps=[]).open_gaps(since, NOW) == []
+
+
+def test_recovery_progress_line_counts_gaps_events_and_attempts() -> None:
+    since = NOW - 48 * HOUR
+    waiting = recovery("other", condition(constants.CONDITION_RECOVERED, "True", "NoOpenGaps"))
+    assert waiting.describe("r", since, NOW) == (
+        "waiting for the operator to take the request; Recovered True"
+    )
+    retrying = recovery(
+        "r",
+        condition(constants.CONDITION_RECOVERED, "False", "RetryingGap"),
+        gaps=[
+            gap(since, NOW, listed=120, answered=80, attempts=2, nextAttemptAt=rfc3339(NOW + HOUR)),
+            gap(since + HOUR, reason="DisabledByStripe", listed=5, answered=5),
+        ],
+    )
+    assert retrying.describe("r", since, NOW) == (
+        "gaps open: 2 (oldest from 2031-05-02T21:00:00Z, Requested), events listed 125, "
+        "answered 85, attempts 2, next attempt at 2031-05-04T22:00:00Z; "
+        "Recovered False (RetryingGap)"
+    )
+    assert recovery("r", gaps=[]).describe("r", since, NOW) == "no gap open; Recovered <none>"
+
+
+def test_lost_intervals_and_the_beyond_retention_condition_are_read() -> None:
+    since = NOW - 48 * HOUR
+    lost = recovery(
+        "r",
+        condition(constants.CONDITION_RECOVERED, "False", "BeyondRetention"),
+        lost=[{"from": rfc3339(since - HOUR), "to": rfc3339(since + HOUR)}],
+    )
+    assert lost.beyond_retention
+    (interval,) = lost.lost_between(since, NOW)
+    sentence = plugin_recovery.lost_sentence("ns", "a", [interval], "")
+    assert sentence.startswith(
+        "Recovery of 'ns/a' done, but the events from 2031-05-02T20:00:00Z to "
+        "2031-05-02T22:00:00Z were beyond Stripe's 30-day retention and cannot be recovered"
+    )
+    assert (
+        recovery(
+            "r", lost=[{"from": rfc3339(since - 9 * HOUR), "to": rfc3339(since - 8 * HOUR)}]
+        ).lost_between(since, NOW)
+        == []
+    )
+
+
+def test_done_sentence_counts_what_this_recovery_redelivered() -> None:
+    since = NOW - 48 * HOUR
+    start = recovery(None, eventsRecovered=7)
+    end = recovery("r", eventsRecovered=19)
+    assert plugin_recovery.done_sentence("ns", "a", since, start, end) == (
+        "Recovery of 'ns/a' since 2031-05-02T21:00:00Z done: no gap open, "
+        "12 events redelivered with a definite answer.\n"
+    )
+
+
+def test_status_lists_open_gaps_and_lost_intervals_below_the_table() -> None:
+    since = NOW - 48 * HOUR
+    with_gaps = webhook(
+        "shop",
+        recovery={
+            "gaps": [gap(since, NOW, listed=3, answered=1, attempts=1)],
+            "lost": [{"from": "2031-03-01T00:00:00Z", "to": "2031-03-02T00:00:00Z"}],
+        },
+        conditions=[condition(constants.CONDITION_RECOVERED, "False", "Recovering")],
+    )
+    row = plugin_view.status_row(with_gaps)
+    assert row[-2:] == ["False (Recovering)", "1"]
+    table = plugin_recovery.gaps_table([webhook("quiet"), with_gaps])
+    title, header, first, second = table.strip("\n").splitlines()
+    assert title == "Recovery gaps of billing/shop:"
+    assert " ".join(header.split()) == "FROM TO REASON LISTED ANSWERED ATTEMPTS NEXT ATTEMPT"
+    assert first.split() == [
+        "2031-05-02T21:00:00Z",
+        "2031-05-04T21:00:00Z",
+        "Requested",
+        "3",
+        "1",
+        "1",
+        "<none>",
+    ]
+    assert second.split()[:2] == ["2031-03-01T00:00:00Z", "2031-03-02T00:00:00Z"]
+    assert "Lost (beyond retention)" in second
+    assert plugin_recovery.gaps_table([webhook("quiet")]) == ""
 
 
 # --- integration: a real API server -------------------------------------------------------
@@ -536,7 +725,7 @@ def test_status_prints_what_the_status_subresource_holds(
     assert code == 0
     header, fresh, shown = out.splitlines()
     assert header.split()[:2] == ["NAMESPACE", "NAME"]
-    assert fresh.split() == [kube_namespace, "fresh"] + ["<none>"] * 9
+    assert fresh.split() == [kube_namespace, "fresh"] + ["<none>"] * 11
     assert shown.split() == [
         kube_namespace,
         "shown",
@@ -548,6 +737,8 @@ def test_status_prints_what_the_status_subresource_holds(
         "False",
         "(ApiKeyMissing)",
         "True",
+        "<none>",
+        "<none>",
         "<none>",
         "<none>",
     ]
@@ -578,3 +769,159 @@ def test_kubectl_finds_the_plugin_on_path(
     refused = kubectl("stripe", "rotate", "ghost", "-n", kube_namespace, check=False)
     assert refused.returncode == plugin.EXIT_API_ERROR
     assert "Traceback" not in refused.stderr
+
+
+class PluginThread:
+    """`kubectl stripe ARGV` run in-process in a thread with the fixed clock NOW, so a test
+    can play the operator's part meanwhile; `lines` is what it printed, `result` its exit
+    code and error sentence once it ended."""
+
+    def __init__(self, kube_cluster: Any, argv: list[str]) -> None:
+        self.args = plugin.build_parser().parse_args(
+            [*argv, "--kubeconfig", str(kube_cluster.kubeconfig)]
+        )
+        self.lines: list[str] = []
+        self.result: list[tuple[int, str]] = []
+        self.thread = threading.Thread(target=self._run, name="kubectl stripe", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            code = asyncio.run(plugin.run(self.args, self.lines.append, now=lambda: NOW))
+            self.result.append((code, ""))
+        except plugin.PluginError as exc:
+            self.result.append((exc.exit_code, str(exc)))
+
+    def start(self) -> PluginThread:
+        self.thread.start()
+        return self
+
+    def printed(self) -> str:
+        return "".join(self.lines)
+
+    def join(self) -> tuple[int, str]:
+        self.thread.join(timeout=30)
+        assert self.result, "the plugin did not finish"
+        return self.result[0]
+
+
+def recover_request(kubectl: Kubectl, namespace: str, name: str) -> str:
+    wait_until(
+        lambda: constants.ANNOTATION_RECOVER in annotations(kubectl, namespace, name),
+        timeout=30,
+        what="the recover annotation",
+    )
+    return annotations(kubectl, namespace, name)[constants.ANNOTATION_RECOVER]
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_recover_follows_status_until_the_requested_gap_closes(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str
+) -> None:
+    """The operator's part is played by status patches; tests/recovery drives the real one."""
+    create_webhook(kubectl, kube_namespace, "restored")
+    patch_status(kubectl, kube_namespace, "restored", {"recovery": {"eventsRecovered": 5}})
+    argv = ["recover", "restored", "-n", kube_namespace, "--since", "48h", "--timeout", "2m"]
+    follow = PluginThread(kube_cluster, argv).start()
+    try:
+        request = recover_request(kubectl, kube_namespace, "restored")
+        assert request == rfc3339(NOW, microseconds=True)
+        since = rfc3339(NOW - 48 * HOUR)
+        got = annotations(kubectl, kube_namespace, "restored")
+        assert got[constants.ANNOTATION_RECOVER_SINCE] == since
+        wait_until(
+            lambda: "waiting for the operator to take the request" in follow.printed(),
+            timeout=30,
+            what="the first progress line",
+        )
+        working = {
+            "request": request,
+            "eventsRecovered": 5,
+            "gaps": [
+                {
+                    "from": since,
+                    "to": rfc3339(NOW),
+                    "reason": "Requested",
+                    "listed": 40,
+                    "answered": 12,
+                    "attempts": 0,
+                }
+            ],
+        }
+        patch_status(kubectl, kube_namespace, "restored", {"recovery": working})
+        wait_until(
+            lambda: "gaps open: 1 (oldest from " + since in follow.printed(),
+            timeout=30,
+            what="the in-progress line",
+        )
+        assert "events listed 40, answered 12, attempts 0" in follow.printed()
+        assert follow.thread.is_alive()
+        done = {"request": request, "eventsRecovered": 45, "gaps": []}
+        patch_status(kubectl, kube_namespace, "restored", {"recovery": done})
+    finally:
+        code, error = follow.join()
+    assert (code, error) == (plugin.EXIT_OK, "")
+    assert (
+        f"Recovery of '{kube_namespace}/restored' since {since} done: no gap open, "
+        "40 events redelivered with a definite answer." in follow.printed()
+    )
+    # A second request gets a new id: the operator handles each value once.
+    again = PluginThread(kube_cluster, [*argv[:-2], "--no-wait"]).start()
+    assert again.join() == (plugin.EXIT_OK, "")
+    assert recover_request(kubectl, kube_namespace, "restored") != request
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_recover_reaching_beyond_retention_exits_4_with_the_lost_interval(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str
+) -> None:
+    create_webhook(kubectl, kube_namespace, "old")
+    argv = ["recover", "old", "-n", kube_namespace, "--since", "719h", "--timeout", "2m"]
+    follow = PluginThread(kube_cluster, argv).start()
+    try:
+        request = recover_request(kubectl, kube_namespace, "old")
+        lost = {"from": rfc3339(NOW - 719 * HOUR), "to": rfc3339(NOW - 719 * HOUR + HOUR / 60)}
+        message = f"Events from {lost['from']} to {lost['to']} are beyond Stripe's retention."
+        patch_status(
+            kubectl,
+            kube_namespace,
+            "old",
+            {
+                "recovery": {"request": request, "gaps": [], "lost": [lost]},
+                "conditions": [
+                    {
+                        **condition(constants.CONDITION_RECOVERED, "False", "BeyondRetention"),
+                        "message": message,
+                        "lastTransitionTime": rfc3339(NOW),
+                    }
+                ],
+            },
+        )
+    finally:
+        code, error = follow.join()
+    assert code == plugin.EXIT_BEYOND_RETENTION
+    assert error.startswith(
+        f"Recovery of '{kube_namespace}/old' done, but the events from {lost['from']} to "
+        f"{lost['to']} were beyond Stripe's 30-day retention and cannot be recovered"
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stripewebhook_crd")
+def test_recover_times_out_with_exit_3_when_no_operator_takes_the_request(
+    kube_cluster: Any, kubectl: Kubectl, kube_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_webhook(kubectl, kube_namespace, "unattended")
+    code, out, err = run_plugin(
+        kube_cluster,
+        ["recover", "unattended", "-n", kube_namespace, "--since", "1h", "--timeout", "1500ms"],
+        capsys,
+    )
+    assert code == plugin.EXIT_TIMEOUT
+    assert "Requested recovery of StripeWebhook" in out
+    assert "waiting for the operator to take the request" in out
+    assert err.startswith(
+        f"error: Timed out waiting for the operator to take the recovery request of "
+        f"'{kube_namespace}/unattended'"
+    )

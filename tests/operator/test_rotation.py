@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from devstack.processes import poll
 from devstack.project.objects import condition, rotation_step, webhook_manifest
 from devstack.project.receiver_process import FedReceiver
-from devstack.project.scene import RECEIVER_SECRET, Scene, ready_webhook
+from devstack.project.scene import Scene, ready_webhook
 from stripe_webhook_operator import constants as c
 from tests.operator.conftest import condition_reason, receiver_entry
 
@@ -135,18 +133,6 @@ def test_api_version_change_replaces_the_endpoint(scene: Scene) -> None:
     assert set(endpoints) == {first["endpointId"], body["status"]["endpointId"]}
     assert endpoints[body["status"]["endpointId"]].api_version == "2025-03-31.basil"
     assert body["status"]["rotationTrigger"] == "ApiVersionChanged"
-
-
-@pytest.fixture
-def receiver(scene: Scene, kube_cluster: object, tmp_path: Path) -> Iterator[FedReceiver]:
-    process = FedReceiver(
-        kube_cluster.kubeconfig,  # type: ignore[attr-defined]
-        scene.namespace,
-        RECEIVER_SECRET,
-        tmp_path / "receiver",
-    ).start()
-    yield process
-    process.stop()
 
 
 def test_new_endpoint_stays_disabled_until_the_receiver_holds_its_secret(

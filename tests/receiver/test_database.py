@@ -1,7 +1,8 @@
 """Both databases run a pair of units as two transactions: the first is committed before the
 second starts, so a failing second unit leaves the first one's writes in place (the delivery
 record outlives a failed processing); and on SQLite pairs and single units share commit
-groups without mixing their outcomes."""
+groups without mixing their outcomes; on PostgreSQL concurrent units share one transaction and
+a failing one rolls back alone."""
 
 from __future__ import annotations
 
@@ -140,3 +141,39 @@ def test_closing_sqlite_ends_its_commit_thread(tmp_path: Path) -> None:
     assert receipts(database) == ["sub_t"]
     database.close()
     assert len(committers()) == before
+
+
+@pytest.mark.integration
+def test_concurrent_postgres_units_commit_as_one_group(postgres: Any) -> None:
+    database = PostgresDatabase(postgres.new_database())
+    migrate_sync(database)
+
+    def unit(name: str) -> Any:
+        def insert_then_report_transaction(tx: Transaction) -> int:
+            insert_receipt(name)(tx)
+            return int(tx.execute("SELECT txid_current()").fetchone()[0])
+
+        return insert_then_report_transaction
+
+    names = [f"sub_g{index}" for index in range(20)]
+    transactions = run(database, *(database.run(unit(name)) for name in names))
+    assert len(set(transactions)) == 1
+    assert receipts(database) == sorted(names)
+    database.close()
+
+
+@pytest.mark.integration
+def test_a_failing_postgres_unit_in_a_group_rolls_back_alone(postgres: Any) -> None:
+    database = PostgresDatabase(postgres.new_database())
+    migrate_sync(database)
+    database.run_sync(insert_receipt("sub_taken"))
+    good, duplicate, also_good = run(
+        database,
+        database.run(insert_receipt("sub_one")),
+        database.run(insert_receipt("sub_taken")),
+        database.run(insert_receipt("sub_two")),
+    )
+    assert (good, also_good) == ("sub_one", "sub_two")
+    assert isinstance(duplicate, Exception)
+    assert receipts(database) == ["sub_one", "sub_taken", "sub_two"]
+    database.close()

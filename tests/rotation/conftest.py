@@ -8,8 +8,7 @@ import os
 import pytest
 
 from devstack.processes import REPO_ROOT
-from tests.operator.conftest import scene, stripewebhook_crd
-from tests.operator.test_rotation import receiver
+from tests.operator.conftest import receiver, scene, stripewebhook_crd
 
 __all__ = ["receiver", "scene", "stripewebhook_crd"]
 

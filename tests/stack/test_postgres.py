@@ -1,4 +1,5 @@
-"""PostgreSQL from Debian's packages: fresh, isolated databases on a loopback-only server."""
+"""PostgreSQL from Debian's packages: fresh, isolated databases on a loopback-only server, durable
+(fsync on) only when asked."""
 
 from __future__ import annotations
 
@@ -81,3 +82,20 @@ def test_stop_deletes_the_cluster(tmp_path: Path) -> None:
     assert not cluster.exists()
     assert server.process is not None
     assert not server.process.alive()
+
+
+def settings(server: PostgresServer) -> tuple[str, ...]:
+    with psycopg.connect(server.url) as conn:
+        names = ("fsync", "synchronous_commit", "full_page_writes")
+        return tuple(str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names)  # type: ignore[index]
+
+
+def test_a_durable_server_flushes_every_commit_and_the_default_one_does_not(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    assert settings(postgres) == ("off", "on", "off")
+    durable = PostgresServer(tmp_path, durable=True).start()
+    try:
+        assert settings(durable) == ("on", "on", "on")
+    finally:
+        durable.stop()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import yaml
 
 from devstack.processes import StackError, tool
@@ -69,6 +71,32 @@ class ExternalCluster:
         return cls(
             kubeconfig=path, server=str(clusters[contexts[context_name]["cluster"]]["server"])
         )
+
+
+def api_client(kubeconfig: Path, timeout: float = 10.0) -> httpx.Client:
+    """An HTTP client for the API server of a kubeconfig this stack wrote (its current
+    context: a CA file, and a client certificate and key file or a token), for code that reads
+    the API more often than starting kubectl each time would allow."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    contexts = {item["name"]: item["context"] for item in config.get("contexts") or []}
+    context = contexts[config["current-context"]]
+    clusters = {item["name"]: item["cluster"] for item in config.get("clusters") or []}
+    users = {item["name"]: item["user"] for item in config.get("users") or []}
+    cluster, user = clusters[context["cluster"]], users[context["user"]]
+    if "certificate-authority" not in cluster:
+        raise StackError(
+            f"Kubeconfig {kubeconfig} names no `certificate-authority` file; write the CA to "
+            "a file and name it there."
+        )
+    tls = ssl.create_default_context(cafile=str(cluster["certificate-authority"]))
+    headers = {}
+    if "client-certificate" in user:
+        tls.load_cert_chain(str(user["client-certificate"]), str(user["client-key"]))
+    elif "token" in user:
+        headers["Authorization"] = f"Bearer {user['token']}"
+    return httpx.Client(
+        base_url=str(cluster["server"]), verify=tls, headers=headers, timeout=timeout
+    )
 
 
 class KubectlError(subprocess.CalledProcessError):

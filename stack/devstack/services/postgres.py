@@ -64,8 +64,9 @@ def as_system_user(argv: list[str]) -> list[str]:
 class PostgresServer:
     """A PostgreSQL cluster of its own: `.url` of the server, `.new_database()` for a test."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, durable: bool = False) -> None:
         self.workdir = Path(workdir)
+        self.durable = durable
         self.port = port if port is not None else free_port()
         self.bin_dir = postgres_bin_dir()
         self.cluster_dir: Path | None = None
@@ -147,13 +148,7 @@ class PostgresServer:
                 "listen_addresses=127.0.0.1",
                 "-c",
                 f"unix_socket_directories={self.socket_dir}",
-                # Skipping fsync only risks data on a machine crash, which tests never survive
-                # anyway. synchronous_commit stays on: a committed row must outlive a postmaster
-                # crash, which the reliability tests cause on purpose.
-                "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
+                *self._durability_settings(),
                 "-c",
                 "max_connections=200",
             ]
@@ -161,6 +156,14 @@ class PostgresServer:
         self.process = ManagedProcess("postgres", argv, self.workdir / "postgres.log")
         self.process.start()
         self.process.wait_ready(self._accepts_queries, timeout=START_TIMEOUT, what="PostgreSQL")
+
+    def _durability_settings(self) -> list[str]:
+        if self.durable:
+            return ["-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "full_page_writes=on"]
+        # Skipping fsync only risks data on a machine crash, which tests never survive anyway.
+        # synchronous_commit stays on: a committed row must outlive a postmaster crash, which
+        # the reliability tests cause on purpose.
+        return ["-c", "fsync=off", "-c", "synchronous_commit=on", "-c", "full_page_writes=off"]
 
     def _accepts_queries(self) -> bool:
         with psycopg.connect(self.url, connect_timeout=2) as conn:

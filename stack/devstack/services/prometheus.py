@@ -3,6 +3,9 @@ that goes when it stops; and the parts of its HTTP API the tests read (queries, 
 
 The configuration is the caller's (devstack.services.scrape_config makes one from the chart's
 ServiceMonitors). Prometheus runs as the calling user: unlike PostgreSQL it does not mind root.
+Given a node (devstack.node.cluster), it runs inside the node's namespaces instead, on the
+namespace's own loopback, where it reaches Pod IPs as a Prometheus in a cluster does; the host
+reaches its HTTP API through a forwarder of the node (`url`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from devstack.processes import ManagedProcess, StackError, free_port
+from devstack.processes import Forwarded, ManagedProcess, Node, StackError, free_port
 
 START_TIMEOUT = 30.0
 BINARY = "prometheus"
@@ -33,17 +36,24 @@ def prometheus_binary() -> Path:
 
 
 class PrometheusServer:
-    """One Prometheus on 127.0.0.1 with `config` as its prometheus.yml; `.url` once started."""
+    """One Prometheus on 127.0.0.1 (of the node's namespace, given a `node`) with `config` as
+    its prometheus.yml; `.url` reaches it from the host once started."""
 
-    def __init__(self, workdir: Path, config: str, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, config: str, port: int | None = None, node: Node | None = None
+    ) -> None:
         self.workdir = Path(workdir)
         self.config = config
         self.port = port if port is not None else free_port()
+        self.node = node
         self.data_dir: Path | None = None
         self.process: ManagedProcess | None = None
+        self._forwarder: Forwarded | None = None
 
     @property
     def url(self) -> str:
+        if self._forwarder is not None:
+            return self._forwarder.url()
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -69,9 +79,13 @@ class PrometheusServer:
             "--storage.tsdb.retention.time=1d",
             "--log.level=warn",
         ]
-        self.process = ManagedProcess("prometheus", argv, self.workdir / "prometheus.log")
-        self.process.start()
         try:
+            if self.node is None:
+                log = self.workdir / "prometheus.log"
+                self.process = ManagedProcess("prometheus", argv, log).start()
+            else:
+                self.process = self.node.run_inside(f"prometheus-{self.port}", argv)
+                self._forwarder = self.node.expose("127.0.0.1", self.port)
             self.process.wait_ready(self._ready, timeout=START_TIMEOUT, what="Prometheus")
         except BaseException:
             self.stop()  # a process that never got ready must not linger
@@ -82,9 +96,11 @@ class PrometheusServer:
         return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
 
     def stop(self) -> None:
-        """Stop Prometheus by PID and delete its data directory."""
+        """Stop Prometheus (and its forwarder) by PID and delete its data directory."""
         if self.process is not None:
             self.process.stop()
+        if self._forwarder is not None:
+            self._forwarder.stop()
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.data_dir = None
@@ -129,6 +145,15 @@ class PrometheusServer:
         if self.process is None:
             raise StackError("Prometheus was never started")
         self.process.wait_ready(check, timeout=timeout, what=what, interval=0.2)
+
+    def total(self, series: str) -> float:
+        """The sum of `series` (a counter) as last scraped; 0 when it has no series yet."""
+        result = self.query(f"sum({series})")
+        return float(result[0]["value"][1]) if result else 0.0
+
+    def wait_above(self, what: str, series: str, than: float, timeout: float = 60.0) -> None:
+        """Wait until the scraped sum of the counter `series` is above `than`."""
+        self.wait_for(what, lambda: self.total(series) > than, timeout)
 
     def wait_until_scraped(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait until `count` targets have been scraped successfully; return the targets."""

@@ -16,8 +16,10 @@ so the very same relabelling selects and labels them:
   can change while it runs: pods that come and go on a node.
 
 Debian builds Prometheus without its Kubernetes discovery (`kubernetes_sd_configs` is refused by
-its `prometheus` and `promtool`), so a node's pods reach it through `FileDiscovery`, fed from the
-cluster's EndpointSlices, rather than through Kubernetes discovery itself.
+its `prometheus` and `promtool`), so a node's pods reach it through `FileDiscovery`, fed by
+devstack.services.target_watcher with what Kubernetes discovery would find in the cluster's
+Endpoints, Services and Pods (devstack.services.endpoints_role), rather than through Kubernetes
+discovery itself.
 """
 
 from __future__ import annotations
@@ -131,14 +133,28 @@ class FileDiscovery:
         return {"file_sd_configs": [{"files": [str(self.directory / name) for name in names]}]}
 
     def publish(self, endpoints: Sequence[Endpoint], namespaces: Sequence[str]) -> None:
-        """Write the endpoints of each of `namespaces` (an empty file for one with none); each
-        file is replaced in one rename, so Prometheus never reads half of one."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write the endpoints of each of `namespaces` (an empty file for one with none)."""
         for namespace in namespaces:
-            groups = target_groups(_in(endpoints, [namespace]))
-            temporary = self.directory / f".{namespace}.json.tmp"
-            temporary.write_text(json.dumps(groups, indent=1))
-            temporary.replace(self.directory / f"{namespace}.json")
+            self.publish_groups(namespace, target_groups(_in(endpoints, [namespace])))
+
+    def publish_groups(self, namespace: str, groups: Sequence[Mapping[str, Any]]) -> bool:
+        """Write the target groups of `namespace` unless its file holds them already; return
+        whether it was written. The file is replaced in one rename, so Prometheus never reads
+        half of one."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{namespace}.json"
+        text = json.dumps(list(groups), indent=1, sort_keys=True)
+        if path.exists() and path.read_text() == text:
+            return False
+        temporary = self.directory / f".{namespace}.json.tmp"
+        temporary.write_text(text)
+        temporary.replace(path)
+        return True
+
+    def published(self, namespace: str) -> list[dict[str, Any]]:
+        """The target groups the file of `namespace` holds now (none before the first write)."""
+        path = self.directory / f"{namespace}.json"
+        return list(json.loads(path.read_text())) if path.exists() else []
 
 
 def service_monitors(manifests: Sequence[Manifest]) -> list[Manifest]:
@@ -176,6 +192,21 @@ def prometheus_config(
     if rule_files:
         config["rule_files"] = [str(path) for path in rule_files]
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def watched_namespaces(monitors: Sequence[Manifest]) -> list[str]:
+    """The namespaces the jobs of `monitors` look for targets in, to publish files for."""
+    found: list[str] = []
+    for monitor in monitors:
+        names = _namespaces(monitor)
+        if not names:
+            raise StackError(
+                f"ServiceMonitor '{monitor['metadata']['name']}' selects `any` namespace, which "
+                "a file per namespace cannot follow; list them under "
+                "`namespaceSelector.matchNames`."
+            )
+        found += [name for name in names if name not in found]
+    return found
 
 
 def _namespaces(monitor: Manifest) -> list[str]:

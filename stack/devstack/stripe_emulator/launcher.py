@@ -12,31 +12,18 @@ import json
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
-from devstack.processes import REPO_ROOT, ManagedProcess, StackError, free_port, stack_env
+from devstack.processes import (
+    REPO_ROOT,
+    ManagedProcess,
+    Node,
+    StackError,
+    free_port,
+    stack_env,
+)
 from devstack.stripe_emulator.delivery import DEFAULT_RETRY_SCHEDULE
-
-
-class Forwarded(Protocol):
-    def url(self, index: int = 0, scheme: str = "http") -> str: ...
-
-
-class Node(Protocol):
-    """What the emulator needs of a node: to run inside it, and a way in from the host."""
-
-    def run_inside(
-        self,
-        name: str,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> ManagedProcess: ...
-
-    def expose(self, host: str, port: int) -> Forwarded: ...
 
 
 class EmulatorProcess:
