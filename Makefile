@@ -152,4 +152,6 @@ bench-recovery: install ## Recovery of one gap of 10,000 events against the rate
 
 .PHONY: soak
 soak: install ## Long reliability runs; writes docs/reliability.md.
-	SOAK=1 $(PY) -m pytest tests/reliability -p no:randomly
+	SOAK=1 $(PY) -m pytest tests/reliability tests/node/test_node_faults.py \
+	  tests/node/test_pod_faults.py::test_receiver_pod_deleted_under_traffic_is_replaced_and_loses_nothing \
+	  -p no:randomly

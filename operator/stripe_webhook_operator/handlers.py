@@ -22,6 +22,15 @@ DELETION_RETRY = 10.0
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 
 
+def receiver_secret_deleted(rt: Runtime) -> None:
+    """When the receiver's aggregated Secret is deleted, forget its copy and wake every
+    webhook: each pass writes its entry back (the first recreates the Secret)."""
+    assert rt.receiver is not None
+    rt.receiver.forget()
+    for namespace, name in list(rt.wakeups):
+        rt.wake(namespace, name)
+
+
 def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     """Register the operator's handlers in `registry`, bound to `rt`."""
     # A registry of our own has no login handler; use the `kubernetes` client's credentials
@@ -68,6 +77,10 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         the operator's own write, above all)."""
         index: kopf.Index[tuple[str, str], str] = kwargs["api_key_secrets"]
         ns = namespace or ""
+        receiver_secret = (rt.settings.receiver_namespace, rt.settings.receiver_secret_name)
+        if type == "DELETED" and (ns, name) == receiver_secret:
+            receiver_secret_deleted(rt)
+            return
         version = str(meta.get("resourceVersion") or "")
         webhooks = set(index.get((ns, name), []))
         if labels.get(c.LABEL_MANAGED_BY) == c.LABEL_MANAGED_BY_VALUE:

@@ -6,7 +6,9 @@ every pass of every webhook cost the API server (and the operator) N x N: one re
 every webhook for `ttl` seconds instead, and the operator's own writes update the copy (only
 digests of the values are kept, never the secrets they carry). Writing it once per webhook
 was N x N again, and every write of that one object raced the others: the entries asked for
-while a write is in flight go together in the next one.
+while a write is in flight go together in the next one. When the Secret is deleted by hand,
+`forget()` drops the copy, so the next pass of each webhook reads it afresh and writes its entry
+back at once, not an interval later (handlers.py sees the deletion).
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ class ReceiverEntries:
             self._digests = {key: _digest(str(value)) for key, value in data.items()}
             self._read_at = started
             self.reads += 1
+
+    def forget(self) -> None:
+        """Drop the remembered copy: the next `put` reads the Secret again (it was deleted or
+        changed by someone else, and holds less than the copy says)."""
+        self._digests = {}
+        self._read_at = None
 
     async def put(self, key: str, value: str | None) -> None:
         """Make key `key` hold `value` (base64; None removes it), writing only if it differs

@@ -1,5 +1,6 @@
-"""The chart installed on the node (once per session), and a namespace per test for an app's
-webhooks."""
+"""The chart installed on the node (once per session), a namespace per test for an app's
+webhooks, and the reliability ledger the node's fault tests count into (the reliability
+suite's own: its rows go to docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from devstack.node.cluster import NodeCluster
 from devstack.node.fixtures import NodeStripe
 from devstack.release import ChartRelease
 from tests.node.journey import API_KEY_SECRET, Journey, receiver_url
+from tests.reliability.conftest import ledger
+
+__all__ = ["journey", "ledger", "release"]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.operator.conftest import scene, stripewebhook_crd
 from tests.reliability.ledger import SOAK, Ledger
-from tests.reliability.report import DOC, RESULTS_DIR, write
+from tests.reliability.report import DOC, RESULTS_DIR, seed, write
 from tests.reliability.sink import Sink
 
 __all__ = ["ledger", "scene", "sink", "stripewebhook_crd"]
@@ -23,6 +23,8 @@ def ledger() -> Iterator[Ledger]:
     if not book.rows and not book.hostile:
         return
     results = RESULTS_DIR / ("soak.json" if SOAK else "bounded.json")
+    if SOAK:
+        seed(results, DOC)
     book.save(results)
     write(results, DOC if SOAK else RESULTS_DIR / "bounded.md")
 

@@ -106,10 +106,15 @@ class Ledger:
             if soak == SOAK:
                 rows = {row.scenario: row for row in earlier} | rows
                 hostile = {row.scenario: row for row in earlier_hostile} | hostile
+        Ledger.dump(path, SOAK, list(rows.values()), list(hostile.values()))
+
+    @staticmethod
+    def dump(path: Path, soak: bool, rows: list[Row], hostile: list[HostileRow]) -> None:
+        """Write rows as they are (with their dates) to `path`, in the format `load` reads."""
         payload = {
-            "soak": SOAK,
-            "rows": [asdict(row) for row in rows.values()],
-            "hostile": [asdict(row) for row in hostile.values()],
+            "soak": soak,
+            "rows": [asdict(row) for row in rows],
+            "hostile": [asdict(row) for row in hostile],
         }
         path.write_text(json.dumps(payload, indent=2) + "\n")
 

@@ -9,6 +9,7 @@ build/reliability/bounded.md, so the committed table only ever comes from a labe
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -22,9 +23,12 @@ DOC = REPO_ROOT / "docs" / "reliability.md"
 
 HEADER = """# Reliability
 
-What the reliability suite (`tests/reliability/`) does to the system and what it counted.
-Regenerate with `make soak` (more trials; writes this file). `make test` runs the same
-scenarios with fewer trials and writes its table to `build/reliability/bounded.md`.
+What the reliability suite (`tests/reliability/`) and the real node's fault tests
+(`tests/node/test_node_faults.py`, and the receiver Pod's deletion in
+`tests/node/test_pod_faults.py`: the rows named `Node:`) do to the system and what they
+counted. Regenerate with `make soak` (more trials; writes this file, keeping the rows of
+scenarios it did not run). `make test` runs the same scenarios with fewer trials and writes
+its table to `build/reliability/bounded.md`.
 
 Counts per scenario: **trials** run; **events sent** (for the receiver: Stripe events created
 at the emulator or posted directly; for the operator: StripeWebhook endpoints the specs ask
@@ -40,6 +44,15 @@ the StripeWebhooks change, etcd is compacted past the operator's last revision, 
 resumed watch is answered 410 by the real API server (kopf's log line proves it) before the
 operator lists afresh. That the operator's RBAC is the least its journey needs is checked
 against the API server's audit log by `tests/chart/test_operator_rbac.py`, in both RBAC modes.
+
+The `Node:` rows run on the real node (docs/architecture.md, "The node") with the chart
+installed, Stripe's deliveries going through the receiver Service: containerd and the kubelet
+stopped and started again by PID, the Pods running on; the operator's Pod deleted (no grace)
+at each step of a rotation, each of Stripe's endpoint writes slowed to 4 s so that every step
+is seen; the receiver's aggregated Secret deleted with `kubectl delete`; and the receiver's
+SQLite file moved to a memory-backed `emptyDir` of 4 MiB, filled to the last byte under
+traffic (the receiver answers 503 and Stripe retries) and then freed. Crashes count the faults
+caused.
 """
 
 HOSTILE_HEADER = """## Hostile traffic
@@ -126,6 +139,66 @@ def render(
     ]
     lines += hostile_table(label, hostile or [], when)
     return "\n".join(lines) + "\n"
+
+
+def _stamps(line: str) -> tuple[str, list[tuple[str, str]]]:
+    """A Source line's date, and each later group's (date, names) as `source` wrote them."""
+    base = re.search(r", (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", line)
+    groups = re.findall(r"; re-run alone (\S+ \S+) UTC: (.*?)(?=; re-run alone |\.$)", line)
+    return (base.group(1) if base else ""), groups
+
+
+def _number(cell: str) -> float | None:
+    return float(cell.replace(",", "")) if cell.strip() else None
+
+
+def read_page(text: str) -> tuple[bool, list[Row], list[HostileRow]]:
+    """Read a page `render` wrote back into (soak, rows, hostile rows), each row dated as its
+    Source line says: what a new run merges with when no results file was kept (a fresh
+    clone has only the committed page)."""
+    rows: list[Row] = []
+    hostile: list[HostileRow] = []
+    stamp, groups = "", []
+    soak = "Source: soak run" in text
+    for line in text.splitlines():
+        if line.startswith("Source: "):
+            stamp, groups = _stamps(line)
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.startswith("| ") or cells[0] == "Scenario" or len(cells) < 6:
+            continue
+        name = cells[0]
+        ran = next((when for when, names in groups if name in names), stamp)
+        if len(cells) == 6:
+            numbers = [int(cell.replace(",", "")) for cell in cells[1:]]
+            rows.append(Row(name, *numbers, ran=ran))
+            continue
+        peak, _, cap = cells[10].partition(" / ")
+        honest = [_number(cell) for cell in cells[7:10]]
+        hostile.append(
+            HostileRow(
+                name,
+                *(int(cell.replace(",", "")) for cell in cells[1:7]),
+                honest_sent=None if honest[0] is None else int(honest[0]),
+                honest_lost=None if honest[1] is None else int(honest[1]),
+                honest_p99_ms=honest[2],
+                peak_mib=_number(peak),
+                cap_mib=_number(cap),
+                ran=ran,
+            )
+        )
+    return soak, rows, hostile
+
+
+def seed(results: Path, page: Path) -> None:
+    """Start `results` from the committed `page` when no earlier run's results are here, so
+    that a run of a few scenarios replaces their rows and keeps the others' (with their
+    dates)."""
+    if results.exists() or not page.exists():
+        return
+    soak, rows, hostile = read_page(page.read_text())
+    results.parent.mkdir(parents=True, exist_ok=True)
+    Ledger.dump(results, soak, rows, hostile)
 
 
 def write(results: Path, output: Path) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.reliability.ledger import Ledger
-from tests.reliability.report import render, write
+from tests.reliability.report import read_page, render, seed, write
 
 
 def test_rows_add_up_and_render_as_a_labelled_table(tmp_path: Path) -> None:
@@ -78,3 +78,31 @@ def test_hostile_rows_render_in_a_table_of_their_own(tmp_path: Path) -> None:
     first_only = render(soak, [], datetime(2026, 11, 28, 2, 1, tzinfo=UTC), [slow])
     assert "| Slow bodies | 1,000 | 0 | 3 | 0 | 0 | 0 | 400 | 0 | 12.3 | 102 / 256 |" in first_only
     assert "## Hostile traffic" not in render(soak, rows, datetime(2026, 11, 28, tzinfo=UTC))
+
+
+def test_the_committed_page_reads_back_and_seeds_a_later_run(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    first = Ledger()
+    first.row("Operator SIGKILL at random points of create, update, delete").add(trials=6)
+    first.row("Receiver killed").add(trials=3, events_sent=360, crashes=6)
+    slow = first.hostile_row("Slow bodies")
+    slow.cases, slow.honest_sent, slow.honest_lost, slow.honest_p99_ms = 3000, 621, 0, 128.6
+    slow.peak_mib, slow.cap_mib = 54, 256
+    first.save(results, datetime(2026, 11, 27, 23, 14, tzinfo=UTC))
+    again = Ledger()
+    again.row("Receiver killed").add(trials=1)
+    again.save(results, datetime(2026, 11, 28, 1, 5, tzinfo=UTC))
+    soak, rows, hostile = Ledger.load_all(results)
+    page = render(soak, rows, datetime(2026, 11, 28, 2, 0, tzinfo=UTC), hostile)
+    assert read_page(page) == (soak, rows, hostile)
+    committed = tmp_path / "reliability.md"
+    committed.write_text(page)
+    fresh = tmp_path / "fresh.json"
+    seed(fresh, committed)
+    later = Ledger()
+    later.row("Node: kubelet restarted").add(trials=1, events_sent=40, crashes=1)
+    later.save(fresh, datetime(2026, 11, 29, 3, 0, tzinfo=UTC))
+    _, merged, merged_hostile = Ledger.load_all(fresh)
+    assert [r.scenario for r in merged] == [*(r.scenario for r in rows), "Node: kubelet restarted"]
+    assert merged[:2] == rows
+    assert merged_hostile == hostile

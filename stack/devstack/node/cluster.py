@@ -14,11 +14,14 @@ The host-side `kubeconfig` reaches the API server through the forwarder, so `kub
 `kubectl logs` and `kubectl exec` work from any shell. `run_inside(argv)` starts a process
 inside the node's namespaces (the Stripe emulator runs there, so its deliveries go through the
 receiver's Service as a Pod's would), and `expose(host, port)` forwards one more address.
+`restart_containerd()` and `restart_kubelet()` are the node's own faults: each stops one
+component by its PID and starts it again on the same state, the Pods running on meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -27,6 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from devstack.cluster.control_plane import ControlPlane, NodeAddresses
 from devstack.cluster.kubectl import Kubectl, write_kubeconfig
 from devstack.image.images import node_archives
@@ -34,7 +39,7 @@ from devstack.node import addons, network
 from devstack.node.cgroups import NodeCgroups
 from devstack.node.containerd import Containerd
 from devstack.node.forward import Forwarder
-from devstack.node.kubelet import Kubelet, write_cni_config
+from devstack.node.kubelet import HEALTHZ_PORT, Kubelet, write_cni_config
 from devstack.node.mounts import MountNamespace
 from devstack.node.netns import NETNS_RUN_DIR, NetworkNamespace
 from devstack.node.proxy import KubeProxy
@@ -208,6 +213,46 @@ class NodeCluster:
             node=self,
             **options,
         ).start()
+
+    # --- faults of the node -----------------------------------------------------------------
+
+    def restart_containerd(self) -> None:
+        """Restart containerd (the Pods' containers keep running under their shims) and wait
+        until the kubelet reports the node Ready on it again."""
+        self.containerd.restart(self.cgroups)
+        self._wait_node_ready()
+
+    def restart_kubelet(self) -> None:
+        """Restart the kubelet (the Pods keep running under containerd) and wait until it
+        answers its health check and reports the node Ready again."""
+        self.kubelet.restart()
+        self._wait_node_ready()
+
+    def _wait_node_ready(self) -> None:
+        kubectl = self.kubectl()
+
+        def ready() -> bool:
+            self.kubelet.process.check_alive()
+            self.containerd.process.check_alive()
+            if not self._kubelet_healthy():
+                return False
+            conditions = kubectl(
+                "get", "node", network.NODE_NAME, "-o", "jsonpath={.status.conditions}"
+            ).stdout
+            return any(
+                item["type"] == "Ready" and item["status"] == "True"
+                for item in json.loads(conditions or "[]")
+            )
+
+        wait_until(
+            ready, timeout=NODE_READY_TIMEOUT, what=f"node {network.NODE_NAME}", interval=0.25
+        )
+
+    def _kubelet_healthy(self) -> bool:
+        assert self.netns is not None
+        with self.netns.entered():
+            answer = httpx.get(f"http://127.0.0.1:{HEALTHZ_PORT}/healthz", timeout=2)
+        return answer.status_code == 200
 
     def pids(self) -> list[int]:
         """PIDs of every process this cluster started directly."""

@@ -22,6 +22,12 @@ class NodeProcess:
             raise StackError(f"{self.name} was never started")
         return self._process
 
+    def restart(self) -> None:
+        """Stop the process (SIGTERM, as a service manager does) and start it again with the
+        same command line and files; what it started (Pods, rules) is left running."""
+        self.process.stop()
+        self.process.start()
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.stop()

@@ -113,9 +113,21 @@ class Containerd:
             "containerd",
             mounts.enter(["containerd", f"--config={path}", "--log-level=warn"]),
             self.workdir / "containerd.log",
-        ).start()
-        # Before any Pod exists, so that every shim it starts is born inside the tree.
-        cgroups.adopt(self._process.pid)
+        )
+        self._launch(cgroups)
+        return self
+
+    def restart(self, cgroups: NodeCgroups) -> None:
+        """Stop containerd and start it again on the same state, as `systemctl restart
+        containerd` does: the shims (each in a process group of its own) and the containers
+        they hold keep running, and the new containerd finds them in its state directory."""
+        self.process.stop()
+        self._launch(cgroups)
+
+    def _launch(self, cgroups: NodeCgroups) -> None:
+        process = self.process.start()
+        # Before it starts any shim, so that every shim is born inside the tree.
+        cgroups.adopt(process.pid)
         try:
             wait_until(
                 lambda: self.ctr("version", timeout=5).returncode == 0,
@@ -123,9 +135,8 @@ class Containerd:
                 what="containerd",
             )
         except StackError:
-            self._process.check_alive()
+            process.check_alive()
             raise
-        return self
 
     def ctr(
         self, *args: str, timeout: float = 60.0, check: bool = False
