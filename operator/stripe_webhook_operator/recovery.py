@@ -351,21 +351,38 @@ class Recoveries:
     async def _deliver_all(
         self, key: WebhookKey, events: Sequence[Mapping[str, Any]], keys: manifests.SigningKeys
     ) -> tuple[int, datetime | None, str]:
-        """Post `events` in order; return how many got a definite answer, the time of the
-        first that did not (None: all did), and why it did not."""
-        answered = 0
-        first: datetime | None = None
-        error = ""
-        for event in events:
-            answer = await self.deliver(key, event, keys.signing)
-            if answer.definite:
-                answered += 1
-                continue
-            if first is None:
-                first, error = created_at(event), answer.detail
-            if answer.unavailable:
-                break
-        return answered, first, error
+        """Post `events` in `--recovery-lanes` lanes side by side (one subscription's events
+        in one lane, in order); return how many got a definite answer, the time of the oldest
+        that did not (None: all did), and why it did not. A receiver that cannot take more
+        stops every lane."""
+        stop = asyncio.Event()
+
+        async def lane(queue: Sequence[Mapping[str, Any]]) -> tuple[int, datetime | None, str]:
+            answered = 0
+            for event in queue:
+                if stop.is_set():
+                    return answered, created_at(event), "stopped: the receiver cannot take more"
+                answer = await self.deliver(key, event, keys.signing)
+                if answer.definite:
+                    answered += 1
+                    continue
+                if answer.unavailable:
+                    stop.set()
+                # The lane goes no further: the gap resumes from this event, so what came
+                # after it in the lane would only be sent again.
+                return answered, created_at(event), answer.detail
+            return answered, None, ""
+
+        results = await asyncio.gather(
+            *(lane(queue) for queue in redelivery.lanes(events, self.rt.settings.recovery_lanes))
+        )
+        answered = sum(result[0] for result in results)
+        failed = [(moment, detail) for _, moment, detail in results if moment is not None]
+        if not failed:
+            return answered, None, ""
+        real = [item for item in failed if not item[1].startswith("stopped:")] or failed
+        first = min(moment for moment, _ in failed)
+        return answered, first, min(real)[1]
 
     async def deliver(
         self, key: WebhookKey, event: Mapping[str, Any], secret: SecretValue

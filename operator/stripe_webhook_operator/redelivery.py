@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import math
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,6 +80,24 @@ def covered(gap: Gap, window: tuple[int, int]) -> bool:
     """Whether the listing of `window` holds every event of the (closed) `gap`."""
     assert gap.end is not None
     return window[0] <= gap.start.timestamp() and gap.end.timestamp() <= window[1]
+
+
+def subscription_of(event: Mapping[str, Any]) -> str:
+    """Return the id of the subscription `event` is about (its own id if it names none)."""
+    data = event.get("data")
+    target = data.get("object") if isinstance(data, Mapping) else None
+    found = target.get("id") if isinstance(target, Mapping) else None
+    return str(found or event.get("id") or "")
+
+
+def lanes(events: Sequence[Mapping[str, Any]], count: int) -> list[list[Mapping[str, Any]]]:
+    """Split `events` (oldest first) into at most `count` lanes that can be delivered side by
+    side: all of one subscription's events in the same lane, in their order, so the receiver
+    still sees each subscription's changes oldest first."""
+    split: list[list[Mapping[str, Any]]] = [[] for _ in range(max(count, 1))]
+    for event in events:
+        split[zlib.crc32(subscription_of(event).encode()) % len(split)].append(event)
+    return [lane for lane in split if lane]
 
 
 async def post(

@@ -56,6 +56,7 @@ class Settings:
     recovery: bool = True
     recovery_interval: float = 300.0
     recovery_retry: float = 30.0
+    recovery_lanes: int = 8
     event_retention: float = 30 * 86400.0
 
     @property
@@ -156,6 +157,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add("recovery-retry", "30s", "first wait before redelivering a gap again (doubles, 1h at most)")
     add(
+        "recovery-lanes",
+        "8",
+        "redeliveries in flight at once per webhook (one subscription's events stay in one lane, "
+        "in order)",
+    )
+    add(
         "event-retention",
         "720h",
         "how far back Stripe keeps events: older gaps are reported as beyond retention",
@@ -242,5 +249,6 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         recovery=str(args.recovery).lower() in {"1", "true", "yes", "on"},
         recovery_interval=max(_duration("recovery-interval", args.recovery_interval), 0.5),
         recovery_retry=max(_duration("recovery-retry", args.recovery_retry), 0.1),
+        recovery_lanes=max(int(_number("recovery-lanes", args.recovery_lanes, int)), 1),
         event_retention=max(_duration("event-retention", args.event_retention), 1.0),
     )

@@ -153,3 +153,88 @@ async def test_the_last_webhook_forgotten_ends_its_accounts_loop() -> None:
     assert account.task.cancelled()
     assert loops.seen(("billing", "b")) is None
     await loops.stop()
+
+
+def subscription_event(ident: str, subscription: str, seconds_ago: int) -> dict[str, object]:
+    found = event(ident, seconds_ago)
+    found["data"] = {"object": {"id": subscription, "object": "subscription"}}
+    return found
+
+
+def test_lanes_keep_each_subscriptions_events_together_and_in_order() -> None:
+    listed = [subscription_event(f"evt_{i}", f"sub_{i % 5}", 100 - i) for i in range(40)]
+    split = redelivery.lanes(listed, 3)
+    assert 1 <= len(split) <= 3
+    assert sorted(e["id"] for lane in split for e in lane) == sorted(e["id"] for e in listed)
+    for subscription in {f"sub_{i}" for i in range(5)}:
+        holding = [
+            lane
+            for lane in split
+            if any(redelivery.subscription_of(e) == subscription for e in lane)
+        ]
+        assert len(holding) == 1
+        mine = [e for e in holding[0] if redelivery.subscription_of(e) == subscription]
+        assert [e["created"] for e in mine] == sorted(e["created"] for e in mine)
+    assert redelivery.lanes(listed, 1) == [listed]
+
+
+class ScriptedRecoveries(recovery.Recoveries):
+    """Deliveries answered from a script (event id -> answer), counting how many are in flight
+    at once."""
+
+    def __init__(self, lanes: int, answers: dict[str, redelivery.Answer]) -> None:
+        rt = Runtime(
+            Settings(receiver_url="http://receiver", recovery_lanes=lanes),
+            kube=None,  # type: ignore[arg-type]
+            stripe=None,  # type: ignore[arg-type]
+            http=None,  # type: ignore[arg-type]
+            cluster_id="test",
+            receiver=object(),  # type: ignore[arg-type]
+        )
+        super().__init__(rt)
+        self.answers = answers
+        self.sent: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def deliver(self, key: Any, event: Any, secret: SecretValue) -> redelivery.Answer:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        self.sent.append(event["id"])
+        return self.answers.get(event["id"], redelivery.Answer(True, "200"))
+
+
+KEYS = type("Keys", (), {"signing": SecretValue("whsec_test")})()
+
+
+async def test_redeliveries_run_side_by_side_and_every_event_is_answered() -> None:
+    listed = [subscription_event(f"evt_{i}", f"sub_{i}", 100 - i) for i in range(24)]
+    loops = ScriptedRecoveries(4, {})
+    answered, first, error = await loops._deliver_all(("billing", "a"), listed, KEYS)  # type: ignore[arg-type]
+    assert (answered, first, error) == (24, None, "")
+    assert sorted(loops.sent) == sorted(e["id"] for e in listed)
+    assert 1 < loops.most_in_flight <= 4
+
+
+async def test_a_failed_redelivery_resumes_the_gap_at_the_oldest_event_not_settled() -> None:
+    listed = [subscription_event(f"evt_{i}", f"sub_{i % 6}", 100 - i) for i in range(30)]
+    refused = redelivery.Answer(False, "the receiver answered 400")
+    loops = ScriptedRecoveries(3, {"evt_7": refused, "evt_20": refused})
+    answered, first, error = await loops._deliver_all(("billing", "a"), listed, KEYS)  # type: ignore[arg-type]
+    assert first == recovery.created_at(listed[7])
+    assert error == "the receiver answered 400"
+    # Nothing older than the resume point is left unanswered: every event before evt_7 was sent.
+    assert {f"evt_{i}" for i in range(7)} <= set(loops.sent)
+    assert answered < 30
+
+
+async def test_a_receiver_that_cannot_take_more_stops_every_lane() -> None:
+    listed = [subscription_event(f"evt_{i}", f"sub_{i}", 100 - i) for i in range(40)]
+    down = redelivery.Answer(False, "the receiver answered 503", unavailable=True)
+    loops = ScriptedRecoveries(4, {"evt_0": down})
+    _, first, error = await loops._deliver_all(("billing", "a"), listed, KEYS)  # type: ignore[arg-type]
+    assert first == recovery.created_at(listed[0])
+    assert error == "the receiver answered 503"
+    assert len(loops.sent) < 40
