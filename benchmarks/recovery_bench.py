@@ -574,7 +574,8 @@ def notes(o: Outcome) -> list[str]:
     if delivering > 0:
         found.append(
             f"Delivering: {o.events / delivering:.0f} events/s between the first and the last "
-            "redelivery, one POST at a time (oldest first, each signed as Stripe signs it), "
+            "redelivery, in the operator's default 8 lanes (one subscription's events in one lane, "
+            "oldest first, each signed as Stripe signs it), "
             f"against the receiver's {rates.get(1, 0):.0f}/s one at a time and "
             f"{rates.get(PROBE_CONCURRENCY, 0):.0f}/s with {PROBE_CONCURRENCY} in flight, "
             "measured afterwards: operator, receiver and emulator share the two cores with the "

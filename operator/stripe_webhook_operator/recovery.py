@@ -13,8 +13,9 @@ the reading of its answer are redelivery.py's. Each round:
 3. lists, once for all the account's webhooks, the events of their enabled types created in
    the interval that covers every gap due, through the gateway (the one rate limiter);
 4. for each webhook, under its lock (its passes write the same status), posts each event of
-   each due gap, oldest first, to `<receiver>/webhooks/{ns}/{name}` signed with the webhook's
-   current secret. A gap closes when every event in it got a definite answer (2xx, or 422
+   each due gap to `<receiver>/webhooks/{ns}/{name}` signed with the webhook's current secret,
+   in `--recovery-lanes` lanes side by side, each subscription's events in one lane, oldest
+   first. A gap closes when every event in it got a definite answer (2xx, or 422
    `receipt_not_found`: the receiver stored it for replay); else it resumes at the first event
    without one after a backoff (`RetryingGap`).
 
