@@ -75,19 +75,23 @@ def test_one_window_covers_every_due_gap_of_the_account() -> None:
     assert not redelivery.covered(later, window)
 
 
+def bare_runtime(settings: Settings) -> Runtime:
+    """A runtime with no cluster, Stripe or HTTP client: the loops' tests replace what uses them."""
+    return Runtime(
+        settings,
+        kube=None,  # type: ignore[arg-type]
+        stripe=None,  # type: ignore[arg-type]
+        http=None,  # type: ignore[arg-type]
+        cluster_id="test",
+        receiver=object(),  # type: ignore[arg-type]
+    )
+
+
 class CountingRecoveries(recovery.Recoveries):
     """The loops of Recoveries with each round only counted (no cluster, no Stripe)."""
 
     def __init__(self) -> None:
-        rt = Runtime(
-            Settings(receiver_url="http://receiver"),
-            kube=None,  # type: ignore[arg-type]
-            stripe=None,  # type: ignore[arg-type]
-            http=None,  # type: ignore[arg-type]
-            cluster_id="test",
-            receiver=object(),  # type: ignore[arg-type]
-        )
-        super().__init__(rt)
+        super().__init__(bare_runtime(Settings(receiver_url="http://receiver")))
         self.rounds: list[frozenset[tuple[str, str]]] = []
 
     async def round(self, account: Any) -> float:
@@ -183,15 +187,9 @@ class ScriptedRecoveries(recovery.Recoveries):
     at once."""
 
     def __init__(self, lanes: int, answers: dict[str, redelivery.Answer]) -> None:
-        rt = Runtime(
-            Settings(receiver_url="http://receiver", recovery_lanes=lanes),
-            kube=None,  # type: ignore[arg-type]
-            stripe=None,  # type: ignore[arg-type]
-            http=None,  # type: ignore[arg-type]
-            cluster_id="test",
-            receiver=object(),  # type: ignore[arg-type]
+        super().__init__(
+            bare_runtime(Settings(receiver_url="http://receiver", recovery_lanes=lanes))
         )
-        super().__init__(rt)
         self.answers = answers
         self.sent: list[str] = []
         self.in_flight = 0
