@@ -24,6 +24,7 @@ from stripe_webhook_operator import metrics, receiver_pods
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.exceptions import OperatorError
 from stripe_webhook_operator.kube import Kube
+from stripe_webhook_operator.live_webhooks import LiveWebhooks
 from stripe_webhook_operator.receiver_entries import ReceiverEntries
 from stripe_webhook_operator.secret_value import SecretValue
 from stripe_webhook_operator.settings import Settings
@@ -94,9 +95,12 @@ class Runtime:
     secrets_seen: dict[tuple[str, str], dict[tuple[str, str], str]] = field(default_factory=dict)
     # The turns of passes doing work at once (settings.pass_limit of them).
     pass_turns: asyncio.Semaphore = field(init=False)
+    # The webhooks that exist, one list shared by the orphan sweeps that ask together.
+    live_webhooks: LiveWebhooks = field(init=False)
 
     def __post_init__(self) -> None:
         self.pass_turns = asyncio.Semaphore(self.settings.pass_limit)
+        self.live_webhooks = LiveWebhooks(lambda: self.kube.list_webhooks(self.settings.namespaces))
         if self.receiver is None:
             service = self.settings.receiver_service
             on_written = None
