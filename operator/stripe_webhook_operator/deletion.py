@@ -104,7 +104,8 @@ async def _orphan(work: Pass) -> None:
 
 async def sweep_orphans(rt: Runtime, api_key: SecretValue, endpoints: list[StripeEndpoint]) -> None:
     """After an account's endpoints were listed, delete those tagged with this cluster whose
-    StripeWebhook no longer exists."""
+    StripeWebhook no longer exists (by a list of webhooks begun after that, which the sweeps
+    of other accounts asking at the same time share: live_webhooks.py)."""
     settings = rt.settings
     tagged = [
         e
@@ -118,7 +119,7 @@ async def sweep_orphans(rt: Runtime, api_key: SecretValue, endpoints: list[Strip
     ]
     if not tagged:
         return
-    live = {item["metadata"]["uid"] for item in await rt.kube.list_webhooks(settings.namespaces)}
+    live = await rt.live_webhooks.uids()
     for endpoint in tagged:
         if endpoint.uid not in live:
             logger.info("deleting orphaned endpoint %s (its StripeWebhook is gone)", endpoint.id)

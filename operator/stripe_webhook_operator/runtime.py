@@ -1,5 +1,12 @@
 """When each StripeWebhook is reconciled: the runtime every pass shares, what wakes a
-webhook's loop early, and the loop itself (one pass at a time per webhook)."""
+webhook's loop early, and the loop itself (one pass at a time per webhook, and at most
+`--max-passes` passes at once across all of them).
+
+The bound is for memory: a pass holds the bodies it read while it waits for the Stripe rate
+limit, so a thousand new webhooks passing at once would hold a thousand of each. Beyond the
+bound a webhook's loop waits for a turn before its pass reads anything; what the others hold
+is their coroutine frame and kopf's daemon state, nothing of the pass.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from stripe_webhook_operator import metrics, receiver_pods
 from stripe_webhook_operator.accounts import AccountCache
 from stripe_webhook_operator.exceptions import OperatorError
 from stripe_webhook_operator.kube import Kube
+from stripe_webhook_operator.live_webhooks import LiveWebhooks
 from stripe_webhook_operator.receiver_entries import ReceiverEntries
 from stripe_webhook_operator.secret_value import SecretValue
 from stripe_webhook_operator.settings import Settings
@@ -85,8 +93,14 @@ class Runtime:
     # wrote, by webhook: the watch event of a version a pass already saw (its own write, above
     # all) needs no further pass.
     secrets_seen: dict[tuple[str, str], dict[tuple[str, str], str]] = field(default_factory=dict)
+    # The turns of passes doing work at once (settings.pass_limit of them).
+    pass_turns: asyncio.Semaphore = field(init=False)
+    # The webhooks that exist, one list shared by the orphan sweeps that ask together.
+    live_webhooks: LiveWebhooks = field(init=False)
 
     def __post_init__(self) -> None:
+        self.pass_turns = asyncio.Semaphore(self.settings.pass_limit)
+        self.live_webhooks = LiveWebhooks(lambda: self.kube.list_webhooks(self.settings.namespaces))
         if self.receiver is None:
             service = self.settings.receiver_service
             on_written = None
@@ -170,7 +184,8 @@ async def _loop(
     fresh = False
     while not stopped:
         wakeup.clear()
-        async with rt.lock(namespace, name):
+        # The webhook's lock first: a loop waiting for a turn holds no turn another could use.
+        async with rt.lock(namespace, name), rt.pass_turns:
             try:
                 delay = await reconcile(rt, namespace, name, fresh)
             except (OperatorError, httpx.HTTPError) as exc:

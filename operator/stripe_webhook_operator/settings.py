@@ -9,6 +9,7 @@ feeds both programs.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ DEFAULT_STRIPE_API_BASE: Final = "https://api.stripe.com"
 DEFAULT_STRIPE_API_VERSION: Final = "2026-10-28.endive"
 DEFAULT_RECEIVER_SECRET_NAME: Final = "stripe-webhook-receiver-secrets"
 DEFAULT_OVERLAP_SECONDS: Final = 24 * 3600.0
+# `--max-passes auto`: this many passes per Stripe request a second. A new webhook's pass makes
+# three Stripe calls and waits for the limiter between them, so three per request a second
+# keep the limiter busy with room to spare; more would only wait, each with its bodies.
+PASSES_PER_STRIPE_RATE: Final = 3.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class Settings:
     propagation_interval: float = 0.5
     stripe_rate: float = 20.0
     stripe_burst: int = 10
+    # Reconcile passes doing work at once, across every webhook (None: derived, see below).
+    max_passes: int | None = None
     stripe_max_retries: int = 5
     stripe_timeout: float = 30.0
     watch_server_timeout: float = 60.0
@@ -68,6 +75,13 @@ class Settings:
     def recovers(self) -> bool:
         """Whether gaps are recorded and recovered: on, with a receiver to deliver to."""
         return self.recovery and self.receiver_url is not None
+
+    @property
+    def pass_limit(self) -> int:
+        """How many reconcile passes may do work at once; the others wait for a turn."""
+        if self.max_passes is not None:
+            return self.max_passes
+        return max(math.ceil(PASSES_PER_STRIPE_RATE * self.stripe_rate), self.stripe_burst)
 
     @property
     def handshake_configured(self) -> bool:
@@ -132,6 +146,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("propagation-interval", "500ms", "how often the receiver is asked for a new secret")
     add("stripe-rate", "20", "Stripe requests per second, across every webhook and account")
     add("stripe-burst", "10", "Stripe requests allowed at once above the rate")
+    add(
+        "max-passes",
+        "auto",
+        "reconcile passes doing work at once, across every webhook; the others wait for a "
+        "turn holding nothing (auto: 3 x --stripe-rate, at least --stripe-burst)",
+    )
     add("stripe-max-retries", "5", "retries of a Stripe call after a 429, 5xx or network error")
     add("stripe-timeout", "30s", "timeout of one Stripe request")
     add("watch-server-timeout", "60s", "server-side timeout of each Kubernetes watch")
@@ -187,6 +207,20 @@ def _number(flag: str, text: str, kind: type[int] | type[float]) -> float:
     return value
 
 
+def _max_passes(text: str) -> int | None:
+    if str(text).strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(
+            f"`--max-passes` must be a whole number of at least 1 or 'auto', not '{text}'."
+        )
+    return value
+
+
 def _service(text: str | None) -> tuple[str, str] | None:
     if not text:
         return None
@@ -239,6 +273,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         propagation_interval=max(_duration("propagation-interval", args.propagation_interval), 0.1),
         stripe_rate=max(_number("stripe-rate", args.stripe_rate, float), 0.1),
         stripe_burst=max(int(_number("stripe-burst", args.stripe_burst, int)), 1),
+        max_passes=_max_passes(args.max_passes),
         stripe_max_retries=int(_number("stripe-max-retries", args.stripe_max_retries, int)),
         stripe_timeout=_duration("stripe-timeout", args.stripe_timeout),
         watch_server_timeout=_duration("watch-server-timeout", args.watch_server_timeout),

@@ -107,3 +107,19 @@ async def test_token_bucket_acquire_waits_for_a_token() -> None:
     for _ in range(3):
         await bucket.acquire()
     assert loop.time() - start >= 0.035
+
+
+def test_max_passes_follow_the_stripe_rate_unless_given() -> None:
+    assert parse_settings([], {}).pass_limit == 60  # 3 x the default 20 requests/s
+    assert parse_settings(["--stripe-rate=25"], {}).pass_limit == 75
+    assert parse_settings(["--stripe-rate=1", "--stripe-burst=10"], {}).pass_limit == 10
+    assert parse_settings(["--max-passes=8"], {}).pass_limit == 8
+    env = {"STRIPE_WEBHOOK_OPERATOR_MAX_PASSES": "12"}
+    assert parse_settings([], env).pass_limit == 12
+    assert parse_settings(["--max-passes=auto"], env).pass_limit == 60
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "2.5"])
+def test_bad_max_passes_say_what_to_write(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="at least 1 or 'auto'"):
+        parse_settings([f"--max-passes={value}"], {})
