@@ -15,6 +15,7 @@ import pytest
 
 from devstack.cluster.control_plane import KUBERNETES_SERVICE_IP
 from devstack.cluster.kubectl import Kubectl
+from devstack.image import store
 from devstack.image.images import PROJECT_IMAGE
 from devstack.node import sysctls
 from devstack.node.cluster import NodeCluster
@@ -212,3 +213,12 @@ def test_a_stopped_node_leaves_nothing_and_restores_the_kernel_settings(
     # the machine's own values for the last one out (unit-tested in tests/stack).
     assert sysctls.read() == before
     assert json.loads(sysctls.REGISTRY.read_text())["values"] == recorded["values"]
+
+
+def test_building_the_images_leaves_no_mount_in_the_image_store(node_cluster: NodeCluster) -> None:
+    # The session's node had its images built (or found unchanged) before it started; the
+    # overlay driver's self-mount of its home must be gone, or `rm -rf` of the checkout fails.
+    root = str(store.STORAGE_ROOT.resolve())
+    assert (Path(root) / "storage").is_dir()
+    points = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    assert [p for p in points if p == root or p.startswith(root + "/")] == []

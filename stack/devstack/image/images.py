@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.image.store import CACHE, Archive, digest_files, run
+from devstack.image.store import CACHE, Archive, digest_files, release_mounts, run
 from devstack.processes import REPO_ROOT, StackError, tool
 
 BASE_IMAGE = "localhost/devstack/python-base:3.11-bookworm"
@@ -222,11 +222,14 @@ def build(log: Path) -> list[Built]:
         ),
     ]
     built = []
-    for name, key, step in steps:
-        try:
-            built.append(_timed(Archive.of(name, key()), step, log))
-        except StackError as exc:
-            raise StackError(f"Building image {name} failed; the log is {log}.\n{exc}") from exc
+    try:
+        for name, key, step in steps:
+            try:
+                built.append(_timed(Archive.of(name, key()), step, log))
+            except StackError as exc:
+                raise StackError(f"Building image {name} failed; the log is {log}.\n{exc}") from exc
+    finally:
+        release_mounts()
     return built
 
 

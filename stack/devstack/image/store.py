@@ -41,6 +41,24 @@ def storage_conf() -> Path:
     return path
 
 
+def release_mounts() -> list[Path]:
+    """Unmount what the overlay driver left mounted in the project's store (it bind-mounts its
+    home on itself and keeps it after buildah exits), deepest first; return what was unmounted.
+
+    Nothing runs from this store (the node imports the archives into containerd), so after a
+    build nothing needs the mounts, and a checkout without them can be deleted with `rm -rf`.
+    """
+    root = str(STORAGE_ROOT.resolve())
+    mounted = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        point = line.split()[1].replace("\\040", " ")
+        if point == root or point.startswith(root + "/"):
+            mounted.append(Path(point))
+    for point in sorted(mounted, key=lambda path: len(path.parts), reverse=True):
+        subprocess.run(["umount", str(point)], check=False, capture_output=True, timeout=60)
+    return mounted
+
+
 def command(name: str) -> str:
     """The path of an image tool, or StackError saying how to install it."""
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
