@@ -47,6 +47,10 @@ def recover(
 def restore_older_copy(stage: RecoveryStage, backup: Path, changes: int) -> None:
     """Copy the receiver's database, make `changes` changes it applies, then put the copy
     back: the receiver has forgotten every one of them."""
+    # The copy is of a database that has everything sent so far: a change still on its way
+    # when the receiver stops would be applied after the copy and forgotten with the others.
+    stage.settle(timeout=120)
+    poll("the receiver applying every change before the copy", lambda: not stage.books().lost)
     stage.receiver.stop_server()
     stage.backup(backup)
     stage.receiver.start()
