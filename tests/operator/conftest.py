@@ -16,6 +16,8 @@ from devstack.project.objects import apply_crd, condition, secret_data, try_get_
 from devstack.project.receiver_process import FedReceiver
 from devstack.project.scene import RECEIVER_SECRET, Scene, open_scene
 from stripe_webhook_operator import constants as c
+from stripe_webhook_operator.runtime import Runtime
+from stripe_webhook_operator.settings import Settings
 
 
 def condition_reason(
@@ -64,3 +66,16 @@ def scene(
         kubectl, kube_cluster.kubeconfig, stripe_emulator, kube_namespace, tmp_path
     ) as built:
         yield built
+
+
+def bare_runtime(settings: Settings) -> Runtime:
+    """A runtime with no cluster, Stripe or HTTP client: tests without a stack replace what
+    would use them."""
+    return Runtime(
+        settings,
+        kube=None,  # type: ignore[arg-type]
+        stripe=None,  # type: ignore[arg-type]
+        http=None,  # type: ignore[arg-type]
+        cluster_id="test",
+        receiver=object(),  # type: ignore[arg-type]
+    )

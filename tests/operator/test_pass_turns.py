@@ -7,6 +7,7 @@ import asyncio
 
 from stripe_webhook_operator.runtime import Runtime, run_loop
 from stripe_webhook_operator.settings import Settings
+from tests.operator.conftest import bare_runtime
 
 WEBHOOKS = 10
 LIMIT = 3
@@ -39,17 +40,6 @@ class GatedPasses:
         return 3600.0
 
 
-def runtime(settings: Settings) -> Runtime:
-    return Runtime(
-        settings,
-        kube=None,  # type: ignore[arg-type]
-        stripe=None,  # type: ignore[arg-type]
-        http=None,  # type: ignore[arg-type]
-        cluster_id="test",
-        receiver=object(),  # type: ignore[arg-type]
-    )
-
-
 async def let_run() -> None:
     """Give every task that can go on the chance to, until none can."""
     for _ in range(200):
@@ -57,7 +47,7 @@ async def let_run() -> None:
 
 
 async def test_at_most_max_passes_run_at_once_and_every_webhook_gets_its_pass() -> None:
-    rt = runtime(Settings(max_passes=LIMIT))
+    rt = bare_runtime(Settings(max_passes=LIMIT))
     stoppers = {f"w{i}": Stopper() for i in range(WEBHOOKS)}
     passes = GatedPasses(stoppers)
     loops = [
@@ -77,7 +67,7 @@ async def test_at_most_max_passes_run_at_once_and_every_webhook_gets_its_pass() 
 async def test_a_loop_waiting_for_its_webhooks_lock_holds_no_turn() -> None:
     # One turn; webhook a is locked (a deletion running, say) when both loops start: a's loop
     # waits for the lock without a turn, so b's pass takes the turn and runs.
-    rt = runtime(Settings(max_passes=1))
+    rt = bare_runtime(Settings(max_passes=1))
     stoppers = {"a": Stopper(), "b": Stopper()}
     passes = GatedPasses(stoppers)
     async with rt.lock("billing", "a"):

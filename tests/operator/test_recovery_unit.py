@@ -14,9 +14,9 @@ import pytest
 
 from stripe_webhook_operator import gaps, recovery, redelivery
 from stripe_webhook_operator.gaps import Gap
-from stripe_webhook_operator.runtime import Runtime
 from stripe_webhook_operator.secret_value import SecretValue
 from stripe_webhook_operator.settings import Settings
+from tests.operator.conftest import bare_runtime
 
 NOW = datetime(2031, 5, 17, 12, 0, 0, tzinfo=UTC)
 UPDATED = "customer.subscription.updated"
@@ -73,18 +73,6 @@ def test_one_window_covers_every_due_gap_of_the_account() -> None:
     assert redelivery.listing_window([Gap(NOW, None, (gaps.NOT_YET_ENABLED,))]) is None
     later = Gap(NOW, NOW + timedelta(seconds=5), (gaps.REQUESTED,))
     assert not redelivery.covered(later, window)
-
-
-def bare_runtime(settings: Settings) -> Runtime:
-    """A runtime with no cluster, Stripe or HTTP client: the loops' tests replace what uses them."""
-    return Runtime(
-        settings,
-        kube=None,  # type: ignore[arg-type]
-        stripe=None,  # type: ignore[arg-type]
-        http=None,  # type: ignore[arg-type]
-        cluster_id="test",
-        receiver=object(),  # type: ignore[arg-type]
-    )
 
 
 class CountingRecoveries(recovery.Recoveries):
