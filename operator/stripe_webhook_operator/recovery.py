@@ -361,8 +361,8 @@ class Recoveries:
         async def lane(queue: Sequence[Mapping[str, Any]]) -> tuple[int, datetime | None, str]:
             answered = 0
             for event in queue:
-                if stop.is_set():
-                    return answered, created_at(event), "stopped: the receiver cannot take more"
+                if stop.is_set():  # stopped by the lane whose answer says why
+                    return answered, created_at(event), ""
                 answer = await self.deliver(key, event, keys.signing)
                 if answer.definite:
                     answered += 1
@@ -381,9 +381,8 @@ class Recoveries:
         failed = [(moment, detail) for _, moment, detail in results if moment is not None]
         if not failed:
             return answered, None, ""
-        real = [item for item in failed if not item[1].startswith("stopped:")] or failed
         first = min(moment for moment, _ in failed)
-        return answered, first, min(real)[1]
+        return answered, first, min((moment, detail) for moment, detail in failed if detail)[1]
 
     async def deliver(
         self, key: WebhookKey, event: Mapping[str, Any], secret: SecretValue
