@@ -53,26 +53,33 @@ $(TOOLS)/etcd: stack/go/etcd/go.mod stack/go/etcd/go.sum stack/go/etcd/main.go
 	@mkdir -p $(TOOLS)
 	cd stack/go/etcd && go build -trimpath -ldflags '-s -w' -o $(CURDIR)/$@ .
 
-$(TOOLS)/helm: Makefile
+# A tool installed by version is rebuilt when its version changes, not on every edit of this
+# file: each depends on a stamp named after its version.
+STAMPS := .tools/stamps
+$(STAMPS)/%:
+	@mkdir -p $(STAMPS)
+	@touch $@
+
+$(TOOLS)/helm: $(STAMPS)/helm-$(HELM_VERSION)
 	@mkdir -p $(TOOLS)
 	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath \
 	  -ldflags '-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)' \
 	  helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	@touch $@
 
-$(TOOLS)/stripe-mock: Makefile
+$(TOOLS)/stripe-mock: $(STAMPS)/stripe-mock-$(STRIPE_MOCK_VERSION)
 	@mkdir -p $(TOOLS)
 	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath -ldflags '-s -w' github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 	@touch $@
 
 # Cluster DNS of the local node, packaged as a static image by stack/devstack/image.
-$(TOOLS)/coredns: Makefile
+$(TOOLS)/coredns: $(STAMPS)/coredns-$(COREDNS_VERSION)
 	@mkdir -p $(TOOLS)
 	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
 	@touch $@
 
 # The node's default StorageClass provisioner (the one kind ships).
-$(TOOLS)/local-path-provisioner: Makefile
+$(TOOLS)/local-path-provisioner: $(STAMPS)/local-path-$(LOCAL_PATH_VERSION)
 	@mkdir -p $(TOOLS)
 	GOBIN=$(CURDIR)/$(TOOLS) go install -trimpath -ldflags '-s -w' github.com/rancher/local-path-provisioner@$(LOCAL_PATH_VERSION)
 	@touch $@

@@ -39,6 +39,7 @@ from devstack.project.operator_process import OPERATOR_SCRIPT, OperatorProcess
 SECTION = "operator"
 CRD_PATH = REPO_ROOT / "crds" / "stripewebhooks.yaml"
 NOOP_OPERATOR = REPO_ROOT / "benchmarks" / "baselines" / "noop_operator.py"
+MEMORY_PROBE = REPO_ROOT / "benchmarks" / "memory_probe"
 EMULATOR_RATE = 25.0  # requests/s per account, Stripe test mode's limit
 OPERATOR_RATE = 25.0  # the operator's own budget across accounts (`--stripe-rate`)
 PER_ACCOUNT = 10  # StripeWebhooks per account: Stripe allows 16 endpoints, rotation needs room
@@ -65,6 +66,8 @@ class Options:
     workdir: Path | None = None
     log_level: str = "WARNING"
     profile: bool = False
+    memory_probe: bool = False
+    tracemalloc: bool = False
 
 
 @dataclass
@@ -196,12 +199,21 @@ class BenchOperator:
         self.drift_interval = options.drift_interval
         self.log_level = options.log_level
         self.profile = options.profile
+        self.memory_probe = options.memory_probe
+        self.tracemalloc = options.tracemalloc
         self.port = free_port()
         self.process: ManagedProcess | None = None
         self.starts = 0
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": CHILD_PYTHONPATH}
+        env = {**os.environ, "PYTHONPATH": CHILD_PYTHONPATH}
+        if self.memory_probe:
+            probe = self.stack.workdir / "logs" / f"memory-{self.namespace}-{self.starts}"
+            env["PYTHONPATH"] = os.pathsep.join((str(MEMORY_PROBE), CHILD_PYTHONPATH))
+            env["BENCH_MEMORY_PROBE"] = str(probe)
+        if self.tracemalloc:
+            env["PYTHONTRACEMALLOC"] = os.environ.get("BENCH_TRACEMALLOC_FRAMES", "1")
+        return env
 
     def ours(self, name: str) -> OperatorProcess:
         """Return the launcher of our operator with the benchmark's settings."""
@@ -619,6 +631,18 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         action="store_true",
         help="run our operator under cProfile (a .prof file per start in the workdir's logs)",
     )
+    parser.add_argument(
+        "--memory-probe",
+        action="store_true",
+        help="sample each operator's memory every second (benchmarks/memory_probe: a JSON-lines "
+        "file per start in the workdir's logs)",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="with --memory-probe: trace Python allocations too, and write the largest sites "
+        "at each new high",
+    )
     report.add_output_option(parser)
     args = parser.parse_args(argv)
     sizes = args.sizes or ("5" if args.quick else "100,500,1000")
@@ -632,6 +656,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         workdir=args.workdir,
         log_level=args.log_level,
         profile=args.profile,
+        memory_probe=args.memory_probe or args.tracemalloc,
+        tracemalloc=args.tracemalloc,
     )
 
 

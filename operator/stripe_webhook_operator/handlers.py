@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from stripe_webhook_operator import constants as c
-from stripe_webhook_operator import deletion, reconcile
+from stripe_webhook_operator import deletion, kopf_login, reconcile
 from stripe_webhook_operator.exceptions import OperatorError
 from stripe_webhook_operator.runtime import Runtime, run_loop
 
@@ -33,9 +33,8 @@ def receiver_secret_deleted(rt: Runtime) -> None:
 
 def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     """Register the operator's handlers in `registry`, bound to `rt`."""
-    # A registry of our own has no login handler; use the `kubernetes` client's credentials
-    # (in-cluster service account, else the kubeconfig), as kopf's default registry would.
-    kopf.on.login(registry=registry)(kopf.login_via_client)
+    # A registry of our own has no login handler: kopf_login.py gives it one.
+    kopf_login.register(registry, rt.settings.namespaces)
 
     @kopf.daemon(*RESOURCE, registry=registry, id="webhook_loop", cancellation_timeout=5.0)
     async def webhook_loop(

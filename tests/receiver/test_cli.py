@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 from pathlib import Path
 
 import pytest
 
+from stripe_webhook_receiver import cli
 from stripe_webhook_receiver.cli import (
     RESERVED_FILES,
     build_parser,
@@ -91,3 +93,17 @@ def test_the_open_file_limit_bounds_the_connections() -> None:
     assert fitting == hard - RESERVED_FILES or hard == resource.RLIM_INFINITY
     assert open_files_for(10) == 10
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_settle_collector_takes_what_start_up_made_out_of_later_collections() -> None:
+    made_at_start_up = [{"route": "/webhooks"}]
+    assert any(obj is made_at_start_up for obj in gc.get_objects())
+    try:
+        cli.settle_collector()
+        assert gc.get_freeze_count() > 0
+        # A frozen object is in no generation the collector scans.
+        assert not any(obj is made_at_start_up for obj in gc.get_objects())
+        made_later = [{"request": 1}]
+        assert any(obj is made_later for obj in gc.get_objects())
+    finally:
+        gc.unfreeze()
