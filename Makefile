@@ -137,6 +137,14 @@ dev-down: ## Stop every process dev-up started.
 demo: install ## The whole journey on the local stack; leaves nothing running.
 	$(PY) -m devstack.demo
 
+.PHONY: bench
+bench: install ## Every benchmark, one after another (run it on a quiet machine).
+	$(PY) -m benchmarks.receiver_bench
+	$(PY) -m benchmarks.operator_bench
+	$(PY) -m benchmarks.recovery_bench
+	$(PY) -m benchmarks.rotation_bench
+	$(PY) -m benchmarks.propagation_bench
+
 .PHONY: bench-receiver
 bench-receiver: install ## Receiver throughput and latency against baselines.
 	$(PY) -m benchmarks.receiver_bench

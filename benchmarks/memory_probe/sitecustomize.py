@@ -4,8 +4,9 @@ Loaded only when a benchmark puts this folder first on the child's PYTHONPATH an
 file in BENCH_MEMORY_PROBE (`operator_bench.py --memory-probe`). A daemon thread appends one
 JSON line per interval: resident and peak memory, the anonymous share (/proc/self/smaps_rollup),
 glibc's heap (mallinfo2: in use, free but kept, mmapped), pymalloc's blocks, the collector's
-counts and, under tracemalloc, the traced total. Under tracemalloc, its largest allocation sites are
-written beside the file at each new high by 32 MiB, and when one interval adds 12 MiB.
+counts and, under tracemalloc, the traced total. At each new high by 32 MiB, and when one interval
+adds 12 MiB, it writes beside the file tracemalloc's largest allocation sites (under
+tracemalloc), else the collector's objects counted by type.
 """
 
 from __future__ import annotations
@@ -100,10 +101,37 @@ def _sample(began: float) -> dict[str, object]:
     return line
 
 
+def _write_census(path: str, rss_kib: int) -> None:
+    """Without tracemalloc: the collector's objects by type, the most numerous first."""
+    from collections import Counter
+
+    objects = gc.get_objects()
+    counts = Counter(type(obj).__name__ for obj in objects)
+    # Exceptions kept alive keep their tracebacks' frames, and those frames' locals, alive.
+    raised = Counter(type(obj).__name__ for obj in objects if isinstance(obj, BaseException))
+    frames = Counter(
+        f"{obj.f_code.co_filename}:{obj.f_code.co_name}"
+        for obj in objects
+        if type(obj).__name__ == "frame"
+    )
+    del objects
+    with open(path, "w") as file:
+        file.write(f"resident {rss_kib // 1024} MiB; objects the collector tracks, by type:\n")
+        for name, count in counts.most_common(30):
+            file.write(f"{count:10d}  {name}\n")
+        file.write("\nexceptions alive, by type:\n")
+        for name, count in raised.most_common(10):
+            file.write(f"{count:10d}  {name}\n")
+        file.write("\nframes alive, by function:\n")
+        for name, count in frames.most_common(15):
+            file.write(f"{count:10d}  {name}\n")
+
+
 def _write_snapshot(path: str, rss_kib: int) -> None:
     import tracemalloc
 
     if not tracemalloc.is_tracing():
+        _write_census(path, rss_kib)
         return
     snapshot = tracemalloc.take_snapshot()
     with open(path, "w") as file:
