@@ -470,6 +470,14 @@ def _translate(exc: Exception) -> BaseException:
     return exc
 
 
+class _UnitFailed(Exception):
+    """Ends a group's optimistic transaction when one of its units failed with `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+
 class PostgresDatabase(_GroupQueue):
     """A PostgreSQL database shared by every replica, used through a small connection pool;
     units submitted from the event loop run in commit groups (see the module docstring)."""
@@ -606,18 +614,25 @@ class PostgresDatabase(_GroupQueue):
 
         Optimistic first, without savepoints (they cost two round trips per unit): a failing
         unit aborts the whole transaction, which then runs again with a savepoint per unit.
+        A unit that failed because the database went away fails the whole group at once: the
+        rollback may not reach the server either, and a rerun would not.
         """
         tx = Transaction(connection, self.dialect)
-        with connection.transaction():
-            if not durable:
-                connection.execute("SET LOCAL synchronous_commit = off")
-            results: list[tuple[bool, Any]] = []
-            for unit in units:
-                ok, value = _run_unit(tx, unit, False)
-                if not ok:
-                    raise psycopg.Rollback()
-                results.append((ok, value))
-            return results
+        try:
+            with connection.transaction():
+                if not durable:
+                    connection.execute("SET LOCAL synchronous_commit = off")
+                results: list[tuple[bool, Any]] = []
+                for unit in units:
+                    ok, value = _run_unit(tx, unit, False)
+                    if not ok:
+                        raise _UnitFailed(value)
+                    results.append((ok, value))
+                return results
+        except _UnitFailed as failed:
+            # psycopg rolled back, or could not and said so in a warning.
+            if isinstance(failed.error, DatabaseUnavailable):
+                raise failed.error from None
         with connection.transaction():
             if not durable:
                 connection.execute("SET LOCAL synchronous_commit = off")

@@ -16,6 +16,7 @@ import pytest
 
 from stripe_webhook_receiver.database import (
     Database,
+    DatabaseUnavailable,
     PostgresDatabase,
     SqliteDatabase,
     Transaction,
@@ -176,4 +177,29 @@ def test_a_failing_postgres_unit_in_a_group_rolls_back_alone(postgres: Any) -> N
     assert (good, also_good) == ("sub_one", "sub_two")
     assert isinstance(duplicate, Exception)
     assert receipts(database) == ["sub_one", "sub_taken", "sub_two"]
+    database.close()
+
+
+@pytest.mark.integration
+def test_a_connection_lost_inside_a_postgres_group_is_unavailable_for_every_unit(
+    postgres: Any,
+) -> None:
+    """The server ends the connection in the middle of a group (as an immediate shutdown
+    does): the rollback cannot reach it either, and every unit of the group gets
+    DatabaseUnavailable (a 503, which Stripe retries), not a driver exception (a 500)."""
+    database = PostgresDatabase(postgres.new_database())
+    migrate_sync(database)
+
+    def connection_cut(tx: Transaction) -> None:
+        tx.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    outcomes = run(
+        database,
+        database.run(insert_receipt("sub_before")),
+        database.run(connection_cut),
+        database.run(insert_receipt("sub_after")),
+    )
+    assert [type(outcome) for outcome in outcomes] == [DatabaseUnavailable] * 3
+    assert receipts(database) == []
+    assert database.run_sync(insert_receipt("sub_later")) == "sub_later"
     database.close()
