@@ -104,10 +104,13 @@ def test_postgres_restart_under_load_is_503_then_every_event_once(
 
     def outage() -> None:
         pg.stop_server("immediate")
+        # The stream waits for this action: the events already sent may all have been
+        # delivered before the stop, so send more until one meets the outage.
         deadline = time.monotonic() + 10
         while not any(a["status"] == 503 for a in app.stripe.deliveries(app.api_key)):
             assert time.monotonic() < deadline, "no delivery met the database outage"
-            time.sleep(0.05)
+            stream.update_one()
+            time.sleep(0.1)
         pg.start_server()
 
     stream = UpdateStream(app, updates()).at(updates() // 2, outage)

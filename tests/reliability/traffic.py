@@ -89,6 +89,7 @@ class UpdateStream:
         self.errors: list[str] = []
         self._actions: dict[int, Callable[[], None]] = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._client = app.stripe.client(app.api_key)
 
     def at(self, n: int, action: Callable[[], None]) -> UpdateStream:
         self._actions[n] = action
@@ -98,15 +99,19 @@ class UpdateStream:
         self._thread.start()
         return self
 
-    def _run(self) -> None:
-        client = self.app.stripe.client(self.app.api_key)
+    def update_one(self) -> None:
+        """Send one more update (from the stream's thread, inside an action)."""
         subscriptions = self.app.subscriptions
+        n = self.sent + 1
+        self._client.v1.subscriptions.update(
+            subscriptions[n % len(subscriptions)], {"metadata": {"n": str(n)}}
+        )
+        self.sent = n
+
+    def _run(self) -> None:
         for n in range(1, self.count + 1):
             try:
-                client.v1.subscriptions.update(
-                    subscriptions[n % len(subscriptions)], {"metadata": {"n": str(n)}}
-                )
-                self.sent += 1
+                self.update_one()
                 action = self._actions.get(n)
                 if action is not None:
                     action()

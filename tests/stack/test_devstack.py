@@ -43,8 +43,25 @@ def test_env_lines_survive_a_shell(tmp_path: Path) -> None:
     assert {name: seen[name] for name in values} == values
 
 
+# A child that dies of SIGINT even when the suite was started with SIGINT ignored (a shell's
+# background job is), and says so only once that holds.
+SIGINT_DEFAULT_SLEEPER = (
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
 def test_stop_ends_a_recorded_process_group(tmp_path: Path) -> None:
-    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", SIGINT_DEFAULT_SLEEPER],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "ready\n"
     state = StackState(processes=[Started("sleep", child.pid, int(signal.SIGINT))])
     state.cleanup.append(str(tmp_path / "gone"))
     (tmp_path / "gone").mkdir()
@@ -53,6 +70,7 @@ def test_stop_ends_a_recorded_process_group(tmp_path: Path) -> None:
     StackState.load(tmp_path / "pids.json").stop()
 
     assert child.wait(timeout=5) == -signal.SIGINT
+    child.stdout.close()
     assert not pid_running(child.pid)
     assert not (tmp_path / "gone").exists()
 
