@@ -28,9 +28,9 @@ DOC_HEADER = """# Benchmarks
 
 Measured side by side in one run, because this machine is shared and noisy: compare the
 ratios within a section, not absolute figures across runs. Each figure is the median of the
-repeats, with the minimum and maximum in brackets. The sections are written by
-`make bench-receiver` and `make bench-operator` (benchmarks/receiver_bench.py and
-benchmarks/operator_bench.py); `--quick` runs give indicative figures only.
+repeats, with the minimum and maximum in brackets. Each section is written by its
+`make bench-*` target (`make bench` runs them all in turn; the scripts are in benchmarks/);
+`--quick` runs give indicative figures only.
 """
 
 
