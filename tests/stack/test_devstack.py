@@ -54,23 +54,26 @@ SIGINT_DEFAULT_SLEEPER = (
 
 
 def test_stop_ends_a_recorded_process_group(tmp_path: Path) -> None:
-    child = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", SIGINT_DEFAULT_SLEEPER],
         start_new_session=True,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    assert child.stdout is not None
-    assert child.stdout.readline() == "ready\n"
-    state = StackState(processes=[Started("sleep", child.pid, int(signal.SIGINT))])
-    state.cleanup.append(str(tmp_path / "gone"))
-    (tmp_path / "gone").mkdir()
-    state.save(tmp_path / "pids.json")
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "ready\n"
+            state = StackState(processes=[Started("sleeper", child.pid, int(signal.SIGINT))])
+            state.cleanup.append(str(tmp_path / "gone"))
+            (tmp_path / "gone").mkdir()
+            state.save(tmp_path / "pids.json")
 
-    StackState.load(tmp_path / "pids.json").stop()
+            StackState.load(tmp_path / "pids.json").stop()
 
-    assert child.wait(timeout=5) == -signal.SIGINT
-    child.stdout.close()
+            assert child.wait(timeout=5) == -signal.SIGINT
+        finally:
+            if child.poll() is None:
+                child.kill()
     assert not pid_running(child.pid)
     assert not (tmp_path / "gone").exists()
 
