@@ -14,13 +14,19 @@ PostgreSQL (several replicas): the same group commit, per replica. Units queue u
 loop; a committer task hands each group to one of PG_LANES worker threads, which runs it on
 its own pooled connection as one transaction (optimistic first, then one savepoint per unit
 if a unit fails), so a group of deliveries pays one BEGIN, one COMMIT and one wait for the
-WAL flush instead of one each. Each statement is a round trip to the server, so a few groups
-run at once, each on its own lane: while one waits for the server, the next forms and
-starts. A transaction per unit (the server's own group commit of concurrent
-backends) costs two more round trips and a thread hop per unit, and on a durable server
-(`fsync=on`) each unit then waits for a WAL flush of its own or a neighbour's. Groups of
-different replicas touch the same rows in any order; a group that loses a deadlock is run
-again with a savepoint per unit, and only a unit that still fails is answered with its error.
+WAL flush instead of one each. The optimistic pass runs in psycopg's pipeline mode: a
+statement whose answer its unit does not need at once (`Transaction.execute_later`) is sent
+without waiting, and the commit collects every answer, so a group of deliveries costs two
+round trips in all (the records, then the processing: one statement per delivery, see
+`store`) instead of four per delivery. A few groups run at once, each on its own lane: while
+one waits for the server, the next forms and starts. A transaction per unit (the server's
+own group commit of concurrent backends) costs two more round trips and a thread hop per
+unit, and on a durable server (`fsync=on`) each unit then waits for a WAL flush of its own
+or a neighbour's. Groups of different replicas touch the same rows in any order; a group
+that loses a deadlock, or whose statement sent ahead failed (its error arrives with a later
+answer, so whose it was is not known), is run again one statement at a time with a
+savepoint per unit, and only a unit that still fails is answered with its error. Only a lost
+connection fails the whole group at once.
 `run_sync` runs one unit in a transaction of its own.
 
 Units must touch nothing but the database, since a group may run them twice (see
@@ -52,7 +58,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import psycopg
 
@@ -79,35 +85,92 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
-class Transaction:
-    """The SQL interface a unit of work sees: `execute` with `?` placeholders."""
+class Later(Generic[T]):
+    """A unit's result that is read from a statement's answer once the group has sent all of
+    its statements (see `Transaction.execute_later`)."""
 
-    def __init__(self, connection: Any, dialect: str) -> None:
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[], T]) -> None:
+        self._read = read
+
+    def get(self) -> T:
+        return self._read()
+
+
+def _now(value: T) -> Later[T]:
+    return Later(lambda: value)
+
+
+class Transaction:
+    """The SQL interface a unit of work sees: `execute` with `?` placeholders.
+
+    On PostgreSQL a commit group runs its units in pipeline mode: statements go to the server
+    without waiting for each answer. `execute` still waits for its own answer, as its caller
+    may read the row count or rows at once; `execute_later` does not, and its result is read
+    once the group's statements have all been answered (at the commit).
+    """
+
+    def __init__(
+        self, connection: Any, dialect: str, pipeline: psycopg.Pipeline | None = None
+    ) -> None:
         self._connection = connection
         self.dialect = dialect
+        self._pipeline = pipeline
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        """Run one statement; `?` marks each parameter whatever the database."""
+    def _send(self, sql: str, params: Sequence[Any]) -> Cursor:
         if self.dialect == "postgresql":
             sql = sql.replace("?", "%s")
         cursor: Cursor = self._connection.execute(sql, params)
         return cursor
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """Run one statement; `?` marks each parameter whatever the database."""
+        cursor = self._send(sql, params)
+        if self._pipeline is not None:
+            # In pipeline mode a cursor's row count is only set once its answer is in.
+            self._pipeline.sync()
+        return cursor
+
+    def execute_later(
+        self, sql: str, params: Sequence[Any], read: Callable[[Cursor], T]
+    ) -> Later[T]:
+        """Run one statement and return `read` of its cursor, called once it is answered.
+
+        A unit that returns the `Later` lets the group send its next statements at once;
+        the database hands the unit's caller `read`'s value."""
+        cursor = self._send(sql, params)
+        if self._pipeline is None:
+            return _now(read(cursor))
+        return Later(lambda: read(cursor))
+
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT of one row into a table keyed by an `id` column; return its id."""
+        return self.insert_later(sql, params).get()
+
+    def insert_later(self, sql: str, params: Sequence[Any] = ()) -> Later[int]:
+        """`insert`, its id read once the statement is answered (see `execute_later`)."""
         if self.dialect == "postgresql":
-            row = self.execute(sql + " RETURNING id", params).fetchone()
-            return int(row[0])
+            return self.execute_later(sql + " RETURNING id", params, _first_int)
         # SQLite knows the id of the row it just inserted; `RETURNING id` would make it step
         # through a result row as well, which costs more than the INSERT's own bookkeeping.
         cursor: sqlite3.Cursor = self._connection.execute(sql, params)
         assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return _now(cursor.lastrowid)
 
 
-Unit = Callable[[Transaction], T]
+def _first_int(cursor: Cursor) -> int:
+    return int(cursor.fetchone()[0])
+
+
+# A unit's result, or a `Later` that gives it once the group's statements are answered.
+Unit = Callable[[Transaction], "T | Later[T]"]
 # The second unit of a pair: it also gets the first unit's result.
-Then = Callable[[Transaction, A], T]
+Then = Callable[[Transaction, A], "T | Later[T]"]
+
+
+def _value(result: T | Later[T]) -> T:
+    return result.get() if isinstance(result, Later) else result
 
 
 def _sqlite_unavailable(exc: sqlite3.Error) -> bool:
@@ -380,7 +443,7 @@ class SqliteDatabase(_GroupQueue):
             await self._flusher.run(connection.execute, "COMMIT")
         else:
             connection.execute("COMMIT")
-        return results
+        return [(ok, _value(value)) for ok, value in results]
 
     def _abandon(self) -> None:
         if self._connection is not None and self._connection.in_transaction:
@@ -402,7 +465,7 @@ class SqliteDatabase(_GroupQueue):
                 raise _translate_sqlite(exc) from None
         if not ok:
             raise value
-        result: T = value
+        result: T = _value(value)
         return result
 
     async def aclose(self) -> None:
@@ -538,7 +601,7 @@ class PostgresDatabase(_GroupQueue):
         with connection.transaction():
             if not durable:
                 connection.execute("SET LOCAL synchronous_commit = off")
-            return unit(Transaction(connection, self.dialect))
+            return _value(unit(Transaction(connection, self.dialect)))
 
     def run_sync(self, unit: Unit[T], durable: bool = True) -> T:
         """Run `unit` in a transaction of its own on a pooled connection."""
@@ -612,31 +675,49 @@ class PostgresDatabase(_GroupQueue):
     ) -> list[tuple[bool, Any]]:
         """Run `units` in one transaction and commit it; return each unit's (ok, value).
 
-        Optimistic first, without savepoints (they cost two round trips per unit): a failing
-        unit aborts the whole transaction, which then runs again with a savepoint per unit.
-        A unit that failed because the database went away fails the whole group at once: the
-        rollback may not reach the server either, and a rerun would not.
+        Optimistic first, in pipeline mode and without savepoints (they cost two round trips
+        per unit): the units' statements that need no answer at once (`execute_later`) go
+        out together with the commit, so a group of deliveries costs a few round trips
+        instead of a few per delivery. A failing statement aborts the whole transaction,
+        which then runs again, one statement at a time, with a savepoint per unit, so that
+        the error is the failing unit's alone. If the connection itself was lost, the whole
+        group fails at once: the rollback may not reach the server either, and a rerun
+        would not.
         """
-        tx = Transaction(connection, self.dialect)
         try:
+            return self._optimistic(connection, units, durable)
+        except _UnitFailed as failed:
+            # psycopg rolled back, or could not and said so in a warning.
+            if connection.broken or connection.closed:
+                raise failed.error from None
+        except psycopg.Error:
+            # A statement sent ahead failed: its error came with a later answer or with the
+            # commit, so the unit it belongs to is not known; the rerun tells.
+            if connection.broken or connection.closed:
+                raise
+        tx = Transaction(connection, self.dialect)
+        with connection.transaction():
+            if not durable:
+                connection.execute("SET LOCAL synchronous_commit = off")
+            results = [_run_unit(tx, unit, True) for unit in units]
+        return [(ok, _value(value)) for ok, value in results]
+
+    def _optimistic(
+        self, connection: psycopg.Connection[Any], units: list[Unit[Any]], durable: bool
+    ) -> list[tuple[bool, Any]]:
+        with connection.pipeline() as pipeline:
+            tx = Transaction(connection, self.dialect, pipeline)
             with connection.transaction():
                 if not durable:
                     connection.execute("SET LOCAL synchronous_commit = off")
-                results: list[tuple[bool, Any]] = []
+                results: list[Any] = []
                 for unit in units:
                     ok, value = _run_unit(tx, unit, False)
                     if not ok:
                         raise _UnitFailed(value)
-                    results.append((ok, value))
-                return results
-        except _UnitFailed as failed:
-            # psycopg rolled back, or could not and said so in a warning.
-            if isinstance(failed.error, DatabaseUnavailable):
-                raise failed.error from None
-        with connection.transaction():
-            if not durable:
-                connection.execute("SET LOCAL synchronous_commit = off")
-            return [_run_unit(tx, unit, True) for unit in units]
+                    results.append(value)
+        # The commit was answered, and every statement before it.
+        return [(True, _value(value)) for value in results]
 
     async def aclose(self) -> None:
         """Let the queued groups finish, stop the committer, close the pooled connections."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from stripe_webhook_receiver.database import (
@@ -202,4 +204,87 @@ def test_a_connection_lost_inside_a_postgres_group_is_unavailable_for_every_unit
     assert [type(outcome) for outcome in outcomes] == [DatabaseUnavailable] * 3
     assert receipts(database) == []
     assert database.run_sync(insert_receipt("sub_later")) == "sub_later"
+    database.close()
+
+
+@pytest.mark.integration
+def test_a_postgres_group_that_loses_a_deadlock_runs_again_and_commits(postgres: Any) -> None:
+    """Replicas' groups can lock the same rows in opposite orders. The group the server picks
+    as the deadlock's victim is run again (a deadlock is no outage), so its callers get their
+    results, not a 503."""
+    url = postgres.new_database()
+    database = PostgresDatabase(url)
+    migrate_sync(database)
+    for name in ("sub_x", "sub_y"):
+        database.run_sync(insert_receipt(name))
+    attempts: list[int] = []
+    group_holds_x = threading.Event()
+
+    def x_then_y(tx: Transaction) -> str:
+        attempts.append(int(tx.execute("SELECT pg_backend_pid()").fetchone()[0]))
+        tx.execute("UPDATE receipts SET app_user_id = 'group' WHERE subscription_id = 'sub_x'")
+        group_holds_x.set()
+        tx.execute("UPDATE receipts SET app_user_id = 'group' WHERE subscription_id = 'sub_y'")
+        return "done"
+
+    def other_replica(holder: psycopg.Connection[Any], watcher: psycopg.Connection[Any]) -> None:
+        assert group_holds_x.wait(30)
+        # Close the cycle only once the group waits for `sub_y`, so that its wait is the
+        # older one and the server's deadlock check, which runs first in its backend, ends it.
+        while not watcher.execute(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+            (attempts[0],),
+        ).fetchone()[0]:
+            time.sleep(0.01)
+        holder.execute("UPDATE receipts SET app_user_id = 'other' WHERE subscription_id = 'sub_x'")
+        holder.commit()
+
+    with (
+        psycopg.connect(url) as holder,
+        psycopg.connect(url, autocommit=True) as watcher,
+    ):
+        holder.execute("UPDATE receipts SET app_user_id = 'other' WHERE subscription_id = 'sub_y'")
+        thread = threading.Thread(target=other_replica, args=(holder, watcher))
+        thread.start()
+        [result] = run(database, database.run(x_then_y))
+        thread.join(30)
+    assert result == "done"
+    assert len(attempts) == 2
+    owners = database.run_sync(
+        lambda tx: tx.execute(
+            "SELECT app_user_id FROM receipts ORDER BY subscription_id"
+        ).fetchall()
+    )
+    assert [row[0] for row in owners] == ["group", "group"]
+    database.close()
+
+
+@pytest.mark.integration
+def test_a_postgres_statement_answered_later_fails_only_its_own_unit(postgres: Any) -> None:
+    """A statement whose answer is read at the commit (`execute_later`) fails there, after the
+    other units ran; the group runs again to find whose it was, and only that unit fails."""
+    database = PostgresDatabase(postgres.new_database())
+    migrate_sync(database)
+    database.run_sync(insert_receipt("sub_taken"))
+
+    def insert_later(name: str) -> Any:
+        def unit(tx: Transaction) -> Any:
+            return tx.execute_later(
+                "INSERT INTO receipts (webhook, subscription_id, app_user_id, created_at) "
+                "VALUES (?, ?, 'u', 0) RETURNING subscription_id",
+                (WEBHOOK, name),
+                lambda cursor: cursor.fetchone()[0],
+            )
+
+        return unit
+
+    first, taken, last = run(
+        database,
+        database.run(insert_later("sub_a")),
+        database.run(insert_later("sub_taken")),
+        database.run(insert_later("sub_b")),
+    )
+    assert (first, last) == ("sub_a", "sub_b")
+    assert isinstance(taken, psycopg.errors.UniqueViolation)
+    assert receipts(database) == ["sub_a", "sub_b", "sub_taken"]
     database.close()

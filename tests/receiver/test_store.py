@@ -1,4 +1,7 @@
-"""The store on SQLite: migrations, dedupe, ordering, receipts and their replay, retention."""
+"""The store on SQLite and on PostgreSQL: migrations, dedupe, ordering, receipts and their
+replay, what each delivery's record keeps, retention. The two databases process a delivery
+with different SQL (one statement on PostgreSQL, three on SQLite), so every behaviour here is
+checked on both."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stripe_webhook_receiver.cli import main as cli_main
-from stripe_webhook_receiver.database import SqliteDatabase
+from stripe_webhook_receiver.database import Database, PostgresDatabase, SqliteDatabase
 from stripe_webhook_receiver.events import STATUS_ORDER, parse_envelope, parse_subscription
 from stripe_webhook_receiver.migrations import LATEST, current_version_sync, migrate_sync
 from stripe_webhook_receiver.store import Delivery, Outcome, Store
@@ -25,11 +28,21 @@ WEBHOOK = "billing/app"
 CREATED = 1_790_000_000
 
 
-class Harness:
-    """A migrated SQLite store driven from synchronous code through its own event loop."""
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 
-    def __init__(self, path: Path) -> None:
-        self.database = SqliteDatabase(path)
+
+def open_database(request: pytest.FixtureRequest, directory: Path) -> Database:
+    """The database the test's parameter names: an SQLite file, or a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        return SqliteDatabase(directory / "store.db")
+    return PostgresDatabase(request.getfixturevalue("postgres").new_database())
+
+
+class Harness:
+    """A migrated store driven from synchronous code through its own event loop."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
         migrate_sync(self.database)
         self.store = Store(self.database)
         self.loop = asyncio.new_event_loop()
@@ -67,16 +80,18 @@ class Harness:
         self.loop.close()
 
 
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path / "store.db")
+@pytest.fixture(params=DATABASES)
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(open_database(request, tmp_path))
     yield h
     h.close()
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    h = Harness(tmp_path_factory.mktemp("store") / "shared.db")
+@pytest.fixture(scope="module", params=DATABASES)
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
+    h = Harness(open_database(request, tmp_path_factory.mktemp("store")))
     yield h
     h.close()
 
@@ -141,6 +156,55 @@ def test_without_a_receipt_the_event_waits_and_the_receipt_replays_it(harness: H
     assert harness.deliver(event) is Outcome.DUPLICATE
     again = harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_wait"))
     assert (again.created, again.conflict, again.replayed) == (False, False, 0)
+
+
+def test_each_delivery_record_keeps_its_outcome_and_the_payload_only_while_it_waits(
+    harness: Harness,
+) -> None:
+    def records() -> list[tuple[Any, ...]]:
+        return harness.database.run_sync(
+            lambda tx: [
+                (r[0], r[1], None if r[2] is None else bytes(r[2]))
+                for r in tx.execute(
+                    "SELECT outcome, status_code, payload FROM deliveries ORDER BY id"
+                ).fetchall()
+            ]
+        )
+
+    waiting = subscription_event("sub_rec", status="active", created=CREATED)
+    assert harness.deliver(waiting) is Outcome.RECEIPT_NOT_FOUND
+    assert records() == [("receipt_not_found", 422, encode(waiting))]
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_rec"))
+    newer = subscription_event("sub_rec", status="past_due", created=CREATED + 60)
+    older = subscription_event("sub_rec", status="canceled", created=CREATED - 60)
+    assert harness.deliver(newer) is Outcome.APPLIED
+    assert harness.deliver(older) is Outcome.STALE
+    assert harness.deliver(newer) is Outcome.DUPLICATE
+    assert records() == [
+        ("replayed_applied", 422, None),
+        ("applied", 200, None),
+        ("stale", 200, None),
+        ("duplicate", 200, None),
+    ]
+    state = harness.subscription("sub_rec")
+    assert state is not None
+    assert state[0] == "past_due"
+
+
+def test_a_subscription_in_billing_trouble_keeps_when_the_trouble_began(
+    harness: Harness,
+) -> None:
+    harness.run(harness.store.register_receipt(WEBHOOK, "user", "sub_bill"))
+    for offset, status in ((0, "active"), (60, "past_due"), (120, "unpaid"), (180, "active")):
+        event = subscription_event("sub_bill", status=status, created=CREATED + offset)
+        assert harness.deliver(event) is Outcome.APPLIED
+        since = harness.database.run_sync(
+            lambda tx: tx.execute(
+                "SELECT billing_issues_since FROM subscriptions WHERE subscription_id = ?",
+                ("sub_bill",),
+            ).fetchone()[0]
+        )
+        assert since == {0: None, 60: CREATED + 60, 120: CREATED + 60, 180: None}[offset]
 
 
 def test_a_token_of_another_user_conflicts(harness: Harness) -> None:
