@@ -207,6 +207,24 @@ def test_a_subscription_in_billing_trouble_keeps_when_the_trouble_began(
         assert since == {0: None, 60: CREATED + 60, 120: CREATED + 60, 180: None}[offset]
 
 
+def test_quotes_backslashes_and_other_scripts_in_an_event_are_stored_as_sent(
+    harness: Harness,
+) -> None:
+    """On PostgreSQL a group's statements are sent with their values written into the query
+    (`database._Batch`): a value must come back exactly as sent, never read as SQL."""
+    sub = "sub_q'uote\\"
+    price = "price_'); DROP TABLE subscriptions; --\\ é ☃ $1 %s"
+    harness.run(harness.store.register_receipt(WEBHOOK, "o'brien", sub))
+    event = subscription_event(sub, price=price, created=CREATED, event_id="evt_'\\%")
+    assert harness.deliver(event) is Outcome.APPLIED
+    state = harness.subscription(sub)
+    assert state is not None
+    assert (state[4], state[5]) == (price, "evt_'\\%")
+    assert harness.deliver(event) is Outcome.DUPLICATE
+    _, rows = harness.run(harness.store.subscriber(WEBHOOK, "o'brien"))
+    assert [(r.state.subscription_id, r.state.customer) for r in rows] == [(sub, "cus_q'uote\\")]
+
+
 def test_a_token_of_another_user_conflicts(harness: Harness) -> None:
     harness.run(harness.store.register_receipt(WEBHOOK, "alice", "sub_c"))
     result = harness.run(harness.store.register_receipt(WEBHOOK, "bob", "sub_c"))
