@@ -196,7 +196,10 @@ def _raw_writes_per_delivery(path: Path, requests: Sequence[tuple[str, bytes]]) 
         group = range(start, min(start + GROUP, len(events)))
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("BEGIN IMMEDIATE")
-        ids = [receiver_store._insert_delivery(tx, deliveries[i], "received", None) for i in group]
+        ids = [
+            receiver_store._insert_delivery(tx, deliveries[i], "received", None).get()
+            for i in group
+        ]
         connection.execute("COMMIT")
         connection.execute("PRAGMA synchronous = FULL")
         connection.execute("BEGIN IMMEDIATE")
