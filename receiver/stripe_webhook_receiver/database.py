@@ -247,6 +247,11 @@ def _numbered(sql: str) -> str:
     return parts[0] + "".join(f"${index}{part}" for index, part in enumerate(parts[1:], 1))
 
 
+def _lost(connection: psycopg.Connection[Any]) -> bool:
+    """Whether the connection is gone (the server ended it, or psycopg closed it)."""
+    return connection.broken or connection.closed
+
+
 def _first_int(cursor: Cursor) -> int:
     return int(cursor.fetchone()[0])
 
@@ -780,13 +785,13 @@ class PostgresDatabase(_GroupQueue):
         try:
             return self._optimistic(connection, units, durable)
         except _UnitFailed as failed:
-            # psycopg rolled back, or could not and said so in a warning.
-            if connection.broken or connection.closed:
+            # `_optimistic` rolled back, unless the connection is gone.
+            if _lost(connection):
                 raise failed.error from None
         except psycopg.Error:
             # A statement sent with others failed (at the commit), so the unit it belongs to is
             # not known; the rerun tells.
-            if connection.broken or connection.closed:
+            if _lost(connection):
                 raise
         tx = Transaction(connection, self.dialect)
         with connection.transaction():
@@ -817,7 +822,7 @@ class PostgresDatabase(_GroupQueue):
         except BaseException:
             # A failed statement leaves the transaction open and aborted; so does a unit that
             # failed between two sends.
-            if not (connection.broken or connection.closed):
+            if not _lost(connection):
                 with contextlib.suppress(psycopg.Error):
                     if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                         connection.execute("ROLLBACK")

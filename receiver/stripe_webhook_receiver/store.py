@@ -334,16 +334,15 @@ class Store:
 
 def _process_on_postgres(
     tx: Transaction,
-    delivery_webhook: str,
+    webhook: str,
     delivery_id: int,
     event: SubscriptionEvent,
     payload: bytes,
     now_ms: int,
 ) -> Later[Outcome]:
     """`PROCESS_ON_POSTGRES` for one delivery; its outcome is read once it is answered."""
-    webhook, subscription_id = delivery_webhook, event.state.subscription_id
     params = (
-        *(webhook, subscription_id),
+        *(webhook, event.state.subscription_id),
         *(webhook, event.event_id, now_ms),
         *_subscription_row(webhook, event, now_ms),
         *(payload, delivery_id),
