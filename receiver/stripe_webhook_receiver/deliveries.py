@@ -66,9 +66,10 @@ class WebhookEndpoint:
 
     An ASGI app rather than a `Request -> Response` function, so that each delivery costs no
     `Request`, `Headers` or `Response` object and no exception-handling wrapper of its own.
-    Starlette still routes to it, answers 404 and 405 around it and turns an unexpected
-    error into the JSON 500 (those live in the router and the middleware, not per route);
-    its OpenAPI document takes the POST operation from `post`'s docstring.
+    The app (`app.ReceiverApp`) hands it each POST on its path without Starlette's
+    middleware and router, and turns an unexpected error into the JSON 500; Starlette still
+    answers 404 and 405 around it, routes here under a `root_path`, and its OpenAPI
+    document takes the POST operation from `post`'s docstring.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,11 +104,29 @@ class WebhookEndpoint:
               `database_unavailable`: the database is unavailable; `overloaded`: the
               receiver holds as many unfinished bodies or connections as it allows.
         """
-        answer = await _receive(scope["app"].state.runtime, scope, receive)
+        answer = await delivery_answer(scope, receive)
         await answer(scope, receive, send)
 
 
 receive_webhook = WebhookEndpoint()
+
+WEBHOOK_PREFIX = "/webhooks/"
+
+
+def webhook_path_params(path: str) -> dict[str, str] | None:
+    """The path parameters of `/webhooks/{namespace}/{name}` as Starlette's route reads
+    them (each part one or more characters other than `/`), or None for another path."""
+    if not path.startswith(WEBHOOK_PREFIX):
+        return None
+    namespace, slash, name = path[len(WEBHOOK_PREFIX) :].partition("/")
+    if not namespace or not slash or not name or "/" in name:
+        return None
+    return {"namespace": namespace, "name": name}
+
+
+async def delivery_answer(scope: Scope, receive: Receive) -> ASGIApp:
+    """Read, verify and apply the delivery in `scope`; return the answer to send."""
+    return await _receive(scope["app"].state.runtime, scope, receive)
 
 
 async def _receive(runtime: Runtime, scope: Scope, receive: Receive) -> ASGIApp:

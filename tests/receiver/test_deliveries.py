@@ -16,11 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.routing import Match, Route
 from starlette.types import Message
 
 from stripe_webhook_receiver.app import create_app
-from stripe_webhook_receiver.deliveries import OUTCOME_ANSWERS
+from stripe_webhook_receiver.deliveries import (
+    OUTCOME_ANSWERS,
+    receive_webhook,
+    webhook_path_params,
+)
 from stripe_webhook_receiver.runtime import Runtime
 from stripe_webhook_receiver.settings import Settings
 from stripe_webhook_receiver.signing import fingerprint
@@ -228,6 +235,72 @@ async def test_other_methods_unknown_paths_and_unexpected_errors_answer_json(
             failed = await deliver(http, subscription_event("sub_bug"))
             assert failed.status_code == 500
             assert failed.json()["error"]["code"] == "internal_error"
+        # The error itself is raised on to the server, as Starlette's middleware raises it.
+        raising = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=raising, base_url="http://receiver") as http:
+            with pytest.raises(RuntimeError, match="a bug"):
+                await deliver(http, subscription_event("sub_raised"))
+
+
+async def test_a_delivery_under_a_root_path_goes_through_starlette_with_the_same_answers(
+    tmp_path: Path,
+) -> None:
+    # Deliveries skip Starlette's middleware and router (app.ReceiverApp); under a root_path
+    # they take Starlette's route: the two must answer alike, byte for byte.
+    secrets_dir = tmp_path / "secrets"
+    project(secrets_dir, dict([webhook_file(WEBHOOK, [(SECRET, None)], KEY)]))
+    app = create_app(Settings(secrets_dir=secrets_dir, database_url=f"sqlite:///{tmp_path}/p.db"))
+    async with Lifespan(app):
+        through_starlette: list[str] = []
+        stack = app.middleware_stack
+        assert stack is not None
+
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            through_starlette.append(f"{scope['method']} {scope['path']}")
+            await stack(scope, receive, send)
+
+        app.middleware_stack = counted
+        direct = httpx.ASGITransport(app=app)
+        routed = httpx.ASGITransport(app=app, root_path="/receiver")
+        async with (
+            httpx.AsyncClient(transport=direct, base_url="http://receiver") as fast,
+            httpx.AsyncClient(transport=routed, base_url="http://receiver") as slow,
+        ):
+            await register(fast, "sub_direct")
+            await register(fast, "sub_routed")
+            answers = []
+            for client, subscription in ((fast, "sub_direct"), (slow, "sub_routed")):
+                body, headers = signed(subscription_event(subscription), [SECRET])
+                path = "/receiver" + PATH if client is slow else PATH
+                applied = await client.post(path, content=body, headers=headers)
+                duplicate = await client.post(path, content=body, headers=headers)
+                forged = await client.post(path, content=body, headers={"Stripe-Signature": "x"})
+                answers.append(
+                    [
+                        (r.status_code, r.content, sorted(r.headers.items()))
+                        for r in (applied, duplicate, forged)
+                    ]
+                )
+            assert answers[0] == answers[1]
+            assert [status for status, _, _ in answers[0]] == [200, 200, 400]
+            assert [json.loads(body).get("outcome") for _, body, _ in answers[0]] == [
+                "applied",
+                "duplicate",
+                None,
+            ]
+            # Only the routed deliveries (and the receipts) went through Starlette's stack.
+            routed_posts = [f"POST /receiver{PATH}"] * 3
+            assert through_starlette == ["POST /v1/receipts"] * 2 + routed_posts
+
+
+@given(st.lists(st.sampled_from(["/", "webhooks", "a", "b", "%2F", ".", ""]), max_size=6))
+def test_the_delivery_path_is_read_as_starlettes_route_reads_it(parts: list[str]) -> None:
+    route = Route("/webhooks/{namespace}/{name}", receive_webhook, methods=["POST"])
+    path = "/" + "".join(parts)
+    scope = {"type": "http", "method": "POST", "path": path, "root_path": ""}
+    match, child = route.matches(scope)
+    expected = child["path_params"] if match is Match.FULL else None
+    assert webhook_path_params(path) == expected
 
 
 async def test_a_fixed_answer_sends_a_fresh_header_list_each_time() -> None:

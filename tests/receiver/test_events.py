@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from stripe_webhook_receiver.events import EventError, parse_envelope, parse_subscription
+from stripe_webhook_receiver.events import (
+    EventError,
+    decode_json,
+    parse_envelope,
+    parse_subscription,
+)
 from tests.receiver.payloads import ACACIA, BASIL, deleted_event, encode, subscription_event
 
 CREATED = 1_790_000_000
@@ -153,3 +161,50 @@ def test_wrong_types_in_the_subscription_are_refused(
     with pytest.raises(EventError) as caught:
         parse_subscription(parse_envelope(json.dumps(event).encode()))
     assert fragment in caught.value.message
+
+
+# JSON values as Stripe's events hold them: integers within 64 bits, finite floats, any text.
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_decoding_gives_what_json_loads_gives(value: object) -> None:
+    for body in (json.dumps(value).encode(), json.dumps(value, ensure_ascii=False).encode()):
+        assert decode_json(body) == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'\xef\xbb\xbf{"id": "evt_bom"}',  # a UTF-8 byte-order mark
+        '{"id": "evt_utf16"}'.encode("utf-16"),
+        b'{"id": "evt_\\ud800"}',  # an escaped lone surrogate (refused later, by name)
+    ],
+)
+def test_what_orjson_refuses_is_decoded_by_json_loads(body: bytes) -> None:
+    assert decode_json(body) == json.loads(body)
+
+
+def test_nan_and_infinity_decode_as_json_loads_decodes_them() -> None:
+    decoded = decode_json(b'{"a": NaN, "b": Infinity, "c": -Infinity}')
+    assert math.isnan(decoded["a"])
+    assert decoded["b"] == math.inf
+    assert decoded["c"] == -math.inf
+
+
+def test_a_time_beyond_64_bits_is_refused_with_the_message_json_loads_gave() -> None:
+    # orjson reads such an integer as a float where json.loads gave an int: both refused.
+    body = b'{"id": "evt_big", "type": "x", "created": 1' + b"0" * 30 + b"}"
+    with pytest.raises(EventError) as caught:
+        parse_envelope(body)
+    assert caught.value.message == "`created` must be a Unix time in seconds or null."
